@@ -1,0 +1,49 @@
+"""What every Sophia pod shares: labels and the restricted security settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PART_OF = "sophia-ai"
+
+
+def labels(name: str, component: str) -> dict[str, str]:
+    """Labels of a workload; `selector(name)` is the stable subset used to select its pods."""
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def selector(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def pod_security_context(uid: int) -> dict[str, Any]:
+    """Pod-level settings that satisfy the `restricted` Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - a private emptyDir
+
+
+def resources(cpu: str, memory: str) -> dict[str, dict[str, str]]:
+    """Requests equal to limits: Guaranteed QoS, so a busy neighbour cannot starve the service."""
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}}

@@ -1,0 +1,229 @@
+"""One Sophia AI service: Deployment, Service, NetworkPolicy and, with the features on, its
+HorizontalPodAutoscaler, PodDisruptionBudget and ServiceMonitor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.pods import (
+    CONTAINER_SECURITY_CONTEXT,
+    PART_OF,
+    TMP_MOUNT,
+    TMP_VOLUME,
+    labels,
+    pod_security_context,
+    resources,
+    selector,
+)
+
+METRICS_PORT = 9090
+SERVICE_UID = 10001
+HEALTH_PATH = "/health"
+
+
+@dataclass
+class Autoscaling:
+    max_replicas: int
+    target_cpu_utilization: int
+
+
+@dataclass
+class Tracing:
+    endpoint: pulumi.Input[str]
+    environment: str
+
+
+@dataclass
+class ServiceArgs:
+    namespace: pulumi.Input[str]
+    image: pulumi.Input[str]
+    port: int
+    replicas: int
+    cpu: str
+    memory: str
+    component: str
+    # Plain (non-secret) environment.
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Environment variable -> (Secret name, key): secrets reach pods only by reference.
+    secret_env: Mapping[str, tuple[pulumi.Input[str], str]] = field(default_factory=dict)
+    # Secrets whose every key becomes an environment variable.
+    env_from_secrets: Sequence[pulumi.Input[str]] = ()
+    # Reachable from outside the namespace (through the ingress controller).
+    public: bool = False
+    # Calls external APIs (Snowflake, SaaS) over HTTPS.
+    external_https: bool = False
+    gpus: int = 0
+    autoscaling: Autoscaling | None = None
+    monitoring: bool = False
+    tracing: Tracing | None = None
+    image_pull_secret: pulumi.Input[str] | None = None
+
+
+class Service(pulumi.ComponentResource):
+    """A Sophia service running as a restricted, read-only, non-root Deployment behind a
+    ClusterIP Service; probes on `/health`; rolling updates that never go below the desired
+    replicas (maxUnavailable 0).
+
+    Outputs: `service_name`, `deployment_name`.
+    """
+
+    service_name: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sophia:index:Service", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        meta = {"name": name, "namespace": args.namespace, "labels": labels(name, args.component)}
+        ports = [{"name": "http", "containerPort": args.port}]
+        service_ports = [{"name": "http", "port": args.port, "targetPort": "http"}]
+        env: list[dict] = [{"name": "PORT", "value": str(args.port)}]
+        env += [{"name": key, "value": value} for key, value in args.env.items()]
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key_in_secret}}}
+            for key, (secret, key_in_secret) in args.secret_env.items()
+        ]
+        if args.monitoring:
+            ports.append({"name": "metrics", "containerPort": METRICS_PORT})
+            service_ports.append({"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"})
+            env.append({"name": "METRICS_PORT", "value": str(METRICS_PORT)})
+        if args.tracing is not None:
+            env += [
+                {"name": "OTEL_SERVICE_NAME", "value": name},
+                {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": args.tracing.endpoint},
+                {
+                    "name": "OTEL_RESOURCE_ATTRIBUTES",
+                    "value": f"deployment.environment={args.tracing.environment},service.namespace={PART_OF}",
+                },
+            ]
+        container_resources = resources(args.cpu, args.memory)
+        pod_spec: dict = {
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(SERVICE_UID),
+            "containers": [
+                {
+                    "name": name,
+                    "image": args.image,
+                    "ports": ports,
+                    "env": env,
+                    "envFrom": [{"secretRef": {"name": secret}} for secret in args.env_from_secrets],
+                    "resources": container_resources,
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                    "livenessProbe": {
+                        "httpGet": {"path": HEALTH_PATH, "port": "http"},
+                        "initialDelaySeconds": 10,
+                        "periodSeconds": 10,
+                        "failureThreshold": 3,
+                    },
+                    "readinessProbe": {
+                        "httpGet": {"path": HEALTH_PATH, "port": "http"},
+                        "initialDelaySeconds": 3,
+                        "periodSeconds": 5,
+                        "failureThreshold": 2,
+                    },
+                    "volumeMounts": [TMP_MOUNT],
+                }
+            ],
+            "volumes": [TMP_VOLUME],
+        }
+        if args.image_pull_secret is not None:
+            pod_spec["imagePullSecrets"] = [{"name": args.image_pull_secret}]
+        if args.gpus:
+            for bound in ("requests", "limits"):
+                container_resources[bound]["nvidia.com/gpu"] = str(args.gpus)
+            pod_spec["nodeSelector"] = {"gpu": "true"}
+            pod_spec["runtimeClassName"] = "nvidia"
+        deployment_spec: dict = {
+            "selector": {"matchLabels": selector(name)},
+            "minReadySeconds": 5,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": labels(name, args.component)}, "spec": pod_spec},
+        }
+        # With an autoscaler the HPA owns the replica count; setting it here would fight it.
+        if args.autoscaling is None:
+            deployment_spec["replicas"] = args.replicas
+        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=meta, spec=deployment_spec, opts=child)
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec={"selector": selector(name), "ports": service_ports},
+            opts=child,
+        )
+        self._network_policy(name, args, child)
+        if args.autoscaling is not None:
+            self._autoscaling(name, args, args.autoscaling, deployment, child)
+        if args.monitoring:
+            k8s.apiextensions.CustomResource(
+                f"{name}-service-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=meta,
+                spec={
+                    "selector": {"matchLabels": selector(name)},
+                    "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+            )
+        self.service_name = service.metadata.name
+        self.deployment_name = deployment.metadata.name
+        self.register_outputs({"service_name": self.service_name, "deployment_name": self.deployment_name})
+
+    @staticmethod
+    def _network_policy(name: str, args: ServiceArgs, child: pulumi.ResourceOptions) -> None:
+        callers: list[dict] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}]
+        if args.public:
+            # Traefik (k3s's ingress controller) runs in kube-system.
+            callers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}})
+        ingress = [{"from": callers, "ports": [{"protocol": "TCP", "port": args.port}]}]
+        if args.monitoring:
+            ingress.append(
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+                }
+            )
+        spec: dict = {"podSelector": {"matchLabels": selector(name)}, "policyTypes": ["Ingress"], "ingress": ingress}
+        if args.external_https:
+            spec["policyTypes"].append("Egress")
+            spec["egress"] = [{"ports": [{"protocol": "TCP", "port": 443}]}]
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata={"name": name, "namespace": args.namespace},
+            spec=spec,
+            opts=child,
+        )
+
+    @staticmethod
+    def _autoscaling(
+        name: str, args: ServiceArgs, scaling: Autoscaling, deployment: k8s.apps.v1.Deployment, child: pulumi.ResourceOptions
+    ) -> None:
+        meta = {"name": name, "namespace": args.namespace, "labels": labels(name, args.component)}
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-autoscaler",
+            metadata=meta,
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
+                "minReplicas": args.replicas,
+                "maxReplicas": max(scaling.max_replicas, args.replicas),
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
+                        },
+                    }
+                ],
+            },
+            opts=child,
+        )
+        if args.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-disruption-budget",
+                metadata=meta,
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
+                opts=child,
+            )

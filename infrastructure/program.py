@@ -1,0 +1,177 @@
+"""The program: validate the stack's configuration, connect to its cluster, deploy the workload."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.images import Build, RegistryCredentials, ServiceImages, ServiceImagesArgs
+from components.ingress import Ingress, IngressArgs, Route
+from components.namespace import Namespace, NamespaceArgs
+from components.redis import Redis, RedisArgs
+from components.service import Autoscaling, Service, ServiceArgs, Tracing
+from components.snowflake import SnowflakeArgs, SnowflakeConnection
+from components.telemetry import CollectorArgs, OtelCollector
+from infrastructure import catalog, cluster, sizing
+from stacks import loader
+from stacks.model import StackConfig
+
+
+def main() -> None:
+    """Run under the Pulumi engine: a bad configuration stops here, before any resource."""
+    try:
+        loaded = loader.validate(loader.read_runtime(pulumi.get_stack()))
+    except loader.ConfigError as exc:
+        raise pulumi.RunError(f"invalid stack configuration:\n{exc}") from None
+    build(loaded.config)
+
+
+def _secret(value) -> pulumi.Output[str] | None:
+    return None if value is None else pulumi.Output.secret(value.get_secret_value())
+
+
+def build(config: StackConfig) -> None:
+    """Register every resource of the stack described by `config` (already valid)."""
+    connection = cluster.connect(config)
+    on_cluster = pulumi.ResourceOptions(provider=connection.provider)
+    production = config.environment == "production"
+    specs = catalog.services(config)
+
+    quota = sizing.quota(config, specs)
+    namespace = Namespace(
+        "sophia",
+        NamespaceArgs(
+            name=config.namespace,
+            environment=config.environment,
+            quota_cpu=quota.cpu,
+            quota_memory=quota.memory,
+            quota_pods=quota.pods,
+            quota_storage=quota.storage,
+            default_cpu=config.resources.cpu,
+            default_memory=config.resources.memory,
+        ),
+        opts=pulumi.ResourceOptions(provider=connection.provider, protect=production),
+    )
+    ns = namespace.name
+
+    auth = config.registry_auth
+    credentials = None
+    if auth is not None and auth.password is not None:
+        credentials = RegistryCredentials(auth.server, auth.username, pulumi.Output.secret(auth.password.get_secret_value()))
+    images = ServiceImages(
+        "images",
+        ServiceImagesArgs(
+            namespace=ns,
+            registry=config.images.registry,
+            tag=config.images.tag,
+            builds={
+                spec.image: Build(
+                    context=f"{config.images.source_root}/{spec.context}",
+                    dockerfile=f"{config.images.source_root}/{spec.context}/{spec.dockerfile}",
+                    args=spec.build_args,
+                )
+                for spec in specs
+            },
+            build=config.images.build,
+            credentials=credentials,
+        ),
+        opts=on_cluster,
+    )
+
+    redis = Redis(
+        "redis",
+        RedisArgs(
+            namespace=ns,
+            image=config.redis.image,
+            storage_size=config.redis.storage_size,
+            storage_class=config.redis.storage_class,
+            cpu=config.redis.resources.cpu,
+            memory=config.redis.resources.memory,
+            password=_secret(config.redis.password),
+            rotation=config.redis.password_rotation,
+            retain_data=production,
+        ),
+        opts=on_cluster,
+    )
+
+    sf = config.snowflake
+    snowflake = SnowflakeConnection(
+        "snowflake",
+        SnowflakeArgs(
+            namespace=ns,
+            account=sf.account,
+            user=sf.user,
+            role=sf.role,
+            warehouse=sf.warehouse,
+            database=sf.database,
+            schema=sf.schema_name,
+            private_key=_secret(sf.private_key) if sf.auth == "keypair" else None,
+            private_key_passphrase=_secret(sf.private_key_passphrase) if sf.auth == "keypair" else None,
+            password=_secret(sf.password) if sf.auth == "password" else None,
+        ),
+        opts=on_cluster,
+    )
+
+    tracing = None
+    if config.features.tracing:
+        collector = OtelCollector(
+            "otel-collector",
+            CollectorArgs(
+                namespace=ns,
+                image=config.telemetry.collector_image,
+                environment=config.environment,
+                exporter_endpoint=config.telemetry.exporter_endpoint,
+            ),
+            opts=on_cluster,
+        )
+        tracing = Tracing(endpoint=collector.endpoint, environment=config.environment)
+
+    autoscaling = (
+        Autoscaling(config.autoscaler.max_replicas, config.autoscaler.target_cpu_utilization)
+        if config.features.autoscaling
+        else None
+    )
+    services: dict[str, Service] = {}
+    for spec in specs:
+        gpu = spec.config_name in config.gpu_services
+        env: dict[str, pulumi.Input[str]] = {"SOPHIA_ENVIRONMENT": config.environment}
+        secret_env: dict[str, tuple[pulumi.Input[str], str]] = {}
+        if spec.uses_redis:
+            env["REDIS_URL"] = redis.url
+            secret_env["REDIS_PASSWORD"] = (redis.secret_name, "password")
+        services[spec.name] = Service(
+            spec.name,
+            ServiceArgs(
+                namespace=ns,
+                image=images.refs[spec.image],
+                port=spec.port,
+                replicas=spec.replicas,
+                cpu=config.resources.cpu,
+                memory=config.resources.memory,
+                component=spec.component,
+                env=env,
+                secret_env=secret_env,
+                env_from_secrets=[snowflake.secret_name] if spec.uses_snowflake else [],
+                public=spec.public,
+                external_https=spec.external_https,
+                gpus=1 if gpu else 0,
+                autoscaling=autoscaling,
+                monitoring=config.features.monitoring,
+                tracing=tracing,
+                image_pull_secret=images.pull_secret_name,
+            ),
+            # Only GPU workloads wait for the GPU operator, the slowest step of a deploy.
+            opts=pulumi.ResourceOptions(provider=connection.provider, depends_on=connection.gpu_ready if gpu else []),
+        )
+
+    if config.ingress.enabled and config.ingress.host:
+        routes = [Route("/api", services["orchestrator"].service_name, catalog.ORCHESTRATOR_PORT)]
+        if "frontend" in services:
+            routes.append(Route("/", services["frontend"].service_name, catalog.FRONTEND_PORT))
+        Ingress("ingress", IngressArgs(ns, config.ingress.host, routes, config.ingress.tls_secret), opts=on_cluster)
+
+    pulumi.export("namespace", ns)
+    pulumi.export("services", {spec.name: spec.port for spec in specs})
+    pulumi.export("images", images.refs)
+    pulumi.export("redisUrl", redis.url)
+    if connection.kubeconfig is not None:
+        pulumi.export("kubeconfig", pulumi.Output.secret(connection.kubeconfig))

@@ -1,0 +1,133 @@
+"""`sophia-infra`: check and render the stacks offline, with no credentials and no Pulumi CLI.
+
+Exit codes: 0 valid, 1 invalid configuration or manifests, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stacks import loader
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _project_dir() -> Path:
+    """The nearest directory (from the current one up) that holds Pulumi.yaml."""
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    raise UsageError("no Pulumi.yaml in this directory or above it; run from the project")
+
+
+def _source(args: argparse.Namespace) -> tuple[str, Path]:
+    """The stack name and its stack file, from STACK or --config-file."""
+    if (args.stack is None) == (args.config_file is None):
+        raise UsageError("give either STACK or --config-file PATH")
+    if args.config_file is not None:
+        path = Path(args.config_file)
+        name = path.name
+        stack = name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else path.stem
+    else:
+        stack = args.stack
+        path = loader.stack_file(_project_dir(), stack)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such stack file")
+    return stack, path
+
+
+def _load(path: Path) -> loader.LoadedConfig:
+    loaded = loader.load_stack_file(path)
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for key in loaded.missing_secrets:
+        print(
+            f"note: {path.name}: {key}: secret not in the file; a placeholder is used offline, `pulumi up` requires it",
+            file=sys.stderr,
+        )
+    return loaded
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _, path = _source(args)
+    loaded = _load(path)
+    if args.require_secrets and loaded.missing_secrets:
+        for key in loaded.missing_secrets:
+            print(f"{path.name}: {key}: a secret is required here", file=sys.stderr)
+        return EXIT_INVALID
+    config = loaded.config
+    print(f"{path.name}: valid ({config.environment}, namespace {config.namespace}, cluster: {config.cluster_mode})")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from sophia_infra import render  # imports the Pulumi SDKs: only when rendering
+
+    stack, path = _source(args)
+    loaded = _load(path)
+    plan = render.plan(stack, loaded)
+    problems = render.validate(plan)
+    if problems:
+        for line in problems:
+            print(f"{stack}: invalid manifest: {line}", file=sys.stderr)
+        return EXIT_INVALID
+    root = render.write(plan, Path(args.out))
+    print(
+        f"{stack}: {len(plan.recording.resources)} resources, {len(plan.manifests)} manifests"
+        f" valid for Kubernetes {plan.kubernetes_version} -> {root}"
+    )
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from stacks.reference import markdown
+
+    print(markdown(), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="sophia-infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def with_source(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("stack", nargs="?", metavar="STACK", help="stack name, e.g. sophia-ai-dev (reads Pulumi.STACK.yaml)")
+        sub.add_argument("--config-file", metavar="PATH", help="a stack file to read instead")
+
+    check = commands.add_parser("check", help="validate a stack's configuration")
+    with_source(check)
+    check.add_argument("--require-secrets", action="store_true", help="fail when a required secret is not in the file")
+    check.set_defaults(run=cmd_check)
+
+    render = commands.add_parser("render", help="render a stack offline under Pulumi's mock runtime")
+    with_source(render)
+    render.add_argument("--out", required=True, metavar="DIR", help="output directory (DIR/STACK/...)")
+    render.set_defaults(run=cmd_render)
+
+    reference = commands.add_parser("reference", help="print the configuration reference (Markdown)")
+    reference.set_defaults(run=cmd_reference)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"sophia-infra: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except loader.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

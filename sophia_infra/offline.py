@@ -1,0 +1,204 @@
+"""Runs the Pulumi program under Pulumi's mock runtime and records every resource it registers:
+type, name, parent, dependencies, options and inputs (secrets kept as secrets)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from stacks.loader import SECRET_PLACEHOLDER as SECRET
+
+SAMPLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: default
+  cluster:
+    certificate-authority-data: c2FtcGxlLWNh
+    server: https://127.0.0.1:6443
+contexts:
+- name: default
+  context: {cluster: default, user: default}
+current-context: default
+users:
+- name: default
+  user:
+    client-certificate-data: c2FtcGxlLWNlcnQ=
+    client-key-data: c2FtcGxlLWtleQ==
+"""
+
+
+@dataclass
+class Recorded:
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    dependencies: list[str]
+    options: dict[str, Any]
+    # Inputs as the engine receives them; secret values are still wrapped (see `plain`/`scrubbed`).
+    raw_inputs: dict[str, Any] = field(repr=False)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Inputs with every secret replaced by `[secret]`."""
+        return scrub(self.raw_inputs)
+
+    @property
+    def plain_inputs(self) -> dict[str, Any]:
+        """Inputs with secrets revealed (tests only: to prove where a secret went)."""
+        return reveal(self.raw_inputs)
+
+    def secret_paths(self) -> list[str]:
+        """Dotted paths of the inputs that are marked secret."""
+        return _secret_paths(self.raw_inputs, "")
+
+
+def scrub(value: Any) -> Any:
+    """Replace every secret value by `[secret]`, keeping the keys of a secret mapping so that a
+    scrubbed Kubernetes Secret is still a well-formed object."""
+    if rpc.is_rpc_secret(value):
+        return _hide(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return _number(value)
+
+
+def _number(value: Any) -> Any:
+    """The engine's wire format has only doubles: show whole numbers as integers."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _hide(value: Any) -> Any:
+    if rpc.is_rpc_secret(value):
+        return _hide(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: _hide(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide(v) for v in value]
+    return SECRET
+
+
+def reveal(value: Any) -> Any:
+    if rpc.is_rpc_secret(value):
+        return reveal(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return _number(value)
+
+
+def _secret_paths(value: Any, path: str) -> list[str]:
+    if rpc.is_rpc_secret(value):
+        return [path or "."]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    """Answers like the providers would, with realistic outputs for what the program reads back."""
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        outputs = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            outputs["outputs"] = {"kubeconfig": rpc.wrap_rpc_secret(SAMPLE_KUBECONFIG)}
+            outputs["secretOutputNames"] = ["kubeconfig"]
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = rpc.wrap_rpc_secret("r" * int(args.inputs.get("length", 32)))
+        elif args.typ == "command:remote:Command":
+            stdout = SAMPLE_KUBECONFIG if args.name.endswith("-kubeconfig") else ""
+            outputs["stdout"] = rpc.wrap_rpc_secret(stdout) if args.name.endswith("-kubeconfig") else stdout
+            outputs["stderr"] = ""
+        elif args.typ == "docker:index/image:Image":
+            outputs["repoDigest"] = f"{args.inputs.get('imageName', 'image')}@sha256:{'0' * 64}"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that also keeps what the engine would see: parent, dependencies, options."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[Recorded] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        options = {
+            "protect": request.protect,
+            "retainOnDelete": request.retainOnDelete,
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "ignoreChanges": list(request.ignoreChanges),
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "additionalSecretOutputs": list(request.additionalSecretOutputs),
+            "provider": request.provider.split("::")[3] if request.provider else None,
+        }
+        dependencies = set(request.dependencies)
+        for deps in request.propertyDependencies.values():
+            dependencies.update(deps.urns)
+        record = Recorded(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent or None,
+            dependencies=sorted(dependencies),
+            options=options,
+            raw_inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+        )
+        with self._lock:
+            self.recorded.append(record)
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 - the gRPC method name
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+            self.stack_outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)
+
+
+@dataclass
+class Recording:
+    resources: list[Recorded]
+    # Stack outputs (`pulumi.export`), secrets still wrapped.
+    raw_outputs: dict[str, Any]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return scrub(self.raw_outputs)
+
+
+def run(program: Callable[[], None], *, stack: str, project: str = "sophia-ai") -> Recording:
+    """Run `program` once under fresh mocks and record every resource it registers.
+
+    Parent and dependency URNs are turned into resource names, which the program keeps unique.
+    """
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    # As the real entry point does, run the program inside a Stack that collects its exports
+    # (replacing the one set_mocks made, which is already finished).
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    _sync_await(run_in_stack(program))
+    names = {record.urn: record.name for record in monitor.recorded}
+    for record in monitor.recorded:
+        record.parent = names.get(record.parent) if record.parent else None
+        record.dependencies = sorted({names[urn] for urn in record.dependencies if urn in names})
+    return Recording(sorted(monitor.recorded, key=lambda r: (r.type, r.name)), monitor.stack_outputs)

@@ -1,0 +1,105 @@
+"""The configuration reference, generated from the model (README's "Configuration reference")."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import yaml
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from stacks.model import StackConfig
+
+
+def _type_name(info: FieldInfo | None, annotation: Any) -> str:
+    if annotation is SecretStr or SecretStr in typing.get_args(annotation):
+        return "secret"
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin is list:
+        return f"list of {_type_name(None, args[0])}"
+    metadata = list(info.metadata) if info else []
+    if origin is typing.Annotated:
+        annotation, metadata = args[0], [*metadata, *args[1:]]
+    elif args:
+        return _type_name(info, next(a for a in args if a is not type(None)))
+    labels = [m.func.label for m in metadata if isinstance(m, AfterValidator) and hasattr(m.func, "label")]
+    bounds = [f">= {m.ge}" for m in metadata if isinstance(m, Ge)] + [f"<= {m.le}" for m in metadata if isinstance(m, Le)]
+    name = labels[0] if labels else getattr(annotation, "__name__", str(annotation))
+    return name + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _model(annotation: Any) -> type[BaseModel] | None:
+    candidates = [annotation, *typing.get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _example(info: FieldInfo, annotation: Any, default: Any) -> Any:
+    model = _model(annotation)
+    if model is not None:
+        return {alias: _example(f, f.annotation, _nested_default(default, f)) for alias, f in _fields(model)}
+    if info.examples:
+        return info.examples[0]
+    if annotation is SecretStr or SecretStr in typing.get_args(annotation):
+        return {"secure": "v1:..."}
+    if default not in (None, PydanticUndefined):
+        return default
+    return "..."
+
+
+def _nested_default(parent_default: Any, info: FieldInfo) -> Any:
+    """A nested key's default: from the parent's default object when it has one (redis.resources)."""
+    if isinstance(parent_default, BaseModel):
+        name = next(n for n, f in type(parent_default).model_fields.items() if f is info)
+        return getattr(parent_default, name)
+    return info.default
+
+
+def _fields(model: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
+    return [(info.alias or name, info) for name, info in model.model_fields.items()]
+
+
+def _default(default: Any) -> str:
+    if default is PydanticUndefined:
+        return "required"
+    if isinstance(default, BaseModel):
+        return "see below"
+    if default is None:
+        return "unset"
+    return f"`{yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}`"
+
+
+def rows(model: type[BaseModel] = StackConfig, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, str, str]]:
+    """(key path, type, default, description) for every key, nested keys included."""
+    out = []
+    for alias, info in _fields(model):
+        key = f"{prefix}.{alias}" if prefix else alias
+        default = _nested_default(defaults, info)
+        nested = _model(info.annotation)
+        kind = "mapping" if nested else _type_name(info, info.annotation)
+        out.append((key, kind, _default(default), info.description or ""))
+        if nested is not None:
+            out.extend(rows(nested, key, default))
+    return out
+
+
+def markdown() -> str:
+    example = {alias: _example(info, info.annotation, info.default) for alias, info in _fields(StackConfig)}
+    lines = [
+        "| key | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+        *(f"| `{key}` | {kind} | {default} | {text} |" for key, kind, default, text in rows()),
+        "",
+        "Every key, with an example value (secrets are set with `pulumi config set --secret --path`; "
+        "exactly one of `lambdaLabs:ip`, `kubernetes:kubeconfig` and `sophia-ai:clusterStack` may be set):",
+        "",
+        "```yaml",
+        yaml.safe_dump({"config": example}, sort_keys=False).rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
