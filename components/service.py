@@ -61,6 +61,8 @@ class ServiceArgs:
     monitoring: bool = False
     tracing: Tracing | None = None
     image_pull_secret: pulumi.Input[str] | None = None
+    # What the ServiceMonitor waits for (the Prometheus CRDs, when this stack installs them).
+    monitoring_ready: Sequence[pulumi.Resource] = ()
 
 
 class Service(pulumi.ComponentResource):
@@ -165,7 +167,7 @@ class Service(pulumi.ComponentResource):
                     "selector": {"matchLabels": selector(name)},
                     "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[service, *args.monitoring_ready]),
             )
         self.service_name = service.metadata.name
         self.deployment_name = deployment.metadata.name

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.gpu_operator import GpuOperator, GpuOperatorArgs
+from components.k3s import K3sCluster, K3sClusterArgs
+from components.monitoring import PrometheusStack, PrometheusStackArgs
 from stacks.model import StackConfig
 
 
@@ -19,6 +22,8 @@ class Connection:
     provider: k8s.Provider
     # What GPU workloads must wait for (the GPU operator); empty when the cluster is not ours.
     gpu_ready: list[pulumi.Resource] = field(default_factory=list)
+    # What ServiceMonitors must wait for (the Prometheus stack and its CRDs), likewise.
+    monitoring_ready: list[pulumi.Resource] = field(default_factory=list)
     # The kubeconfig this stack created (provision mode), exported as a secret.
     kubeconfig: pulumi.Output[str] | None = None
 
@@ -29,7 +34,57 @@ def connect(config: StackConfig) -> Connection:
     if config.cluster_mode == "stackReference":
         reference = pulumi.StackReference("cluster-stack", stack_name=config.cluster_stack)
         return Connection(_provider(reference.get_output("kubeconfig"), config))
-    raise NotImplementedError("provision mode")
+    return _provision(config)
+
+
+def _provision(config: StackConfig) -> Connection:
+    """Install k3s on the Lambda Labs host, then what the cluster itself needs."""
+    assert config.lambda_ip is not None and config.lambda_instance is not None  # provision mode
+    assert config.ssh.private_key is not None  # required by the loader in provision mode
+    k3s = config.k3s
+    cluster = K3sCluster(
+        "k3s",
+        K3sClusterArgs(
+            host=config.lambda_ip,
+            node_name=config.lambda_instance,
+            ssh_user=config.ssh.user,
+            ssh_port=config.ssh.port,
+            ssh_private_key=pulumi.Output.secret(config.ssh.private_key.get_secret_value()),
+            version=k3s.version,
+            node_labels=k3s.node_labels,
+            dns_name=k3s.dns_name,
+            agents=k3s.agents,
+            keep_on_destroy=k3s.keep_on_destroy,
+            token=pulumi.Output.secret(k3s.token.get_secret_value()) if k3s.token else None,
+        ),
+        opts=pulumi.ResourceOptions(protect=config.environment == "production"),
+    )
+    provider = _provider(cluster.kubeconfig, config)
+    on_cluster = pulumi.ResourceOptions(provider=provider)
+    # k3s applies node-label only when a node registers; later changes arrive through the API.
+    for node in cluster.node_names:
+        k8s.core.v1.NodePatch(
+            f"node-labels-{node}",
+            metadata={"name": node, "labels": dict(k3s.node_labels), "annotations": {"pulumi.com/patchForce": "true"}},
+            opts=on_cluster,
+        )
+    monitoring_ready: list[pulumi.Resource] = []
+    if config.features.monitoring:
+        prometheus = PrometheusStack("prometheus", PrometheusStackArgs(config.monitoring_stack.chart_version), opts=on_cluster)
+        monitoring_ready.append(prometheus.release)
+    gpu = GpuOperator(
+        "gpu-operator",
+        GpuOperatorArgs(
+            chart_version=config.gpu_operator.chart_version,
+            k3s_version=k3s.version,
+            driver_enabled=config.gpu_operator.driver_enabled,
+            monitoring=config.features.monitoring,
+            smoke_test=config.gpu_smoke_test,
+        ),
+        # The DCGM ServiceMonitor needs the Prometheus CRDs.
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=monitoring_ready),
+    )
+    return Connection(provider, gpu.ready, monitoring_ready, cluster.kubeconfig)
 
 
 def _provider(kubeconfig: pulumi.Input[str] | None, config: StackConfig) -> k8s.Provider:

@@ -158,6 +158,7 @@ def build(config: StackConfig) -> None:
                 monitoring=config.features.monitoring,
                 tracing=tracing,
                 image_pull_secret=images.pull_secret_name,
+                monitoring_ready=connection.monitoring_ready,
             ),
             # Only GPU workloads wait for the GPU operator, the slowest step of a deploy.
             opts=pulumi.ResourceOptions(provider=connection.provider, depends_on=connection.gpu_ready if gpu else []),

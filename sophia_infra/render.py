@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import pulumi
 import yaml
 
 from infrastructure import program
@@ -18,6 +19,7 @@ from stacks.loader import LoadedConfig
 from stacks.model import StackConfig
 
 # Kubernetes resources that are not objects of their own (providers, Helm releases).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _NOT_MANIFESTS = re.compile(r"^(pulumi:providers:|kubernetes:helm\.sh/|kubernetes:yaml)")
 
 
@@ -50,9 +52,8 @@ class Plan:
 
 def kubernetes_version(config: StackConfig) -> str:
     """The version of the stack's cluster: k3s's when this stack installs it."""
-    k3s = getattr(config, "k3s", None)
-    if config.cluster_mode == "provision" and k3s is not None:
-        return k3s.version.lstrip("v").split("+")[0]
+    if config.cluster_mode == "provision":
+        return config.k3s.version.lstrip("v").split("+")[0]
     return config.kubernetes_version
 
 
@@ -126,6 +127,16 @@ def mermaid(plan_: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _asset(value: Any) -> Any:
+    """Assets (the scripts uploaded to hosts) by their path in the project."""
+    if isinstance(value, pulumi.FileAsset):
+        path = Path(str(value.path))
+        return {"fileAsset": str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path)}
+    if isinstance(value, pulumi.StringAsset):
+        return {"stringAsset": value.text}
+    raise TypeError(f"cannot write {type(value).__name__} to resources.json")
+
+
 def write(plan_: Plan, out: Path) -> Path:
     """Write manifests/, resources.json and graph.mmd under `out/<stack>/`."""
     root = out / plan_.stack
@@ -135,6 +146,7 @@ def write(plan_: Plan, out: Path) -> Path:
         old.unlink()
     for obj in plan_.manifests:
         (manifests / file_name(obj)).write_text(yaml.safe_dump(obj, sort_keys=True), encoding="utf-8")
-    (root / "resources.json").write_text(json.dumps(plan_.resources(), indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(plan_.resources(), indent=2, default=_asset)
+    (root / "resources.json").write_text(text + "\n", encoding="utf-8")
     (root / "graph.mmd").write_text(mermaid(plan_), encoding="utf-8")
     return root

@@ -160,6 +160,8 @@ def required_secrets(config: StackConfig) -> list[Path_]:
     needed: list[Path_] = []
     snowflake = "privateKey" if config.snowflake.auth == "keypair" else "password"
     needed.append(("sophia-ai:snowflake", snowflake))
+    if config.cluster_mode == "provision":
+        needed.append(("sophia-ai:ssh", "privateKey"))
     if config.registry_auth is not None:
         needed.append(("sophia-ai:registryAuth", "password"))
     return needed

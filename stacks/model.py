@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
-from stacks.quantities import is_dns_name, is_ip, parse_quantity
+from stacks.compat import incompatibility
+from stacks.quantities import is_dns_name, is_host, is_ip, parse_quantity
 
 Environment = Literal["dev", "staging", "production"]
 
@@ -26,6 +27,13 @@ _REGISTRY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][
 _IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
 _MCP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+_K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
+_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 def _label(text: str):
@@ -59,6 +67,21 @@ def _ip(value: str) -> str:
     return value
 
 
+@_label("IP address or DNS name")
+def _host(value: str) -> str:
+    if not is_host(value):
+        raise ValueError(f"must be an IP address or a DNS name, got {value!r}")
+    return value
+
+
+@_label("label map")
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(text):
+            raise ValueError(f"must be Kubernetes label keys and values, got {key!r}: {text!r}")
+    return value
+
+
 def _pattern(regex: re.Pattern[str], what: str, label: str):
     @_label(label)
     def check(value: str) -> str:
@@ -79,6 +102,15 @@ Tag = Annotated[str, AfterValidator(_pattern(_TAG, "a Docker tag (letters, digit
 Image = Annotated[
     str, AfterValidator(_pattern(_IMAGE, "an image reference with a version tag, e.g. redis:7.4.2-alpine", "image:tag"))
 ]
+Host = Annotated[str, AfterValidator(_host)]
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+K3sVersion = Annotated[
+    str, AfterValidator(_pattern(_K3S_VERSION, "a full k3s release such as v1.33.5+k3s1 (not a channel)", "k3s version"))
+]
+ChartVersion = Annotated[
+    str, AfterValidator(_pattern(_CHART_VERSION, "an exact chart version such as v25.10.0", "chart version"))
+]
+UnixUser = Annotated[str, AfterValidator(_pattern(_UNIX_USER, "a Unix user name", "user name"))]
 McpName = Annotated[str, AfterValidator(_pattern(_MCP_NAME, "a lower-case name of letters, digits and '_'", "name"))]
 
 
@@ -175,6 +207,42 @@ class Telemetry(Model):
     )
 
 
+class Ssh(Model):
+    user: UnixUser = Field("ubuntu", description="SSH user on the hosts (Lambda Stack images use `ubuntu`, with sudo).")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    private_key: SecretStr | None = Field(None, description="SSH private key (OpenSSH PEM). Secret; required to provision.")
+
+
+class K3s(Model):
+    version: K3sVersion = Field("v1.33.5+k3s1", description="k3s release to install; bump it to upgrade.")
+    dns_name: DnsName | None = Field(
+        None,
+        description="DNS name of the server, added to the API certificate and used in the kubeconfig.",
+        examples=["k3s.sophia.example.com"],
+    )
+    node_labels: Labels = Field(
+        {"node-role": "worker", "gpu": "true", "storage": "ssd"},
+        description="Labels of every node (set at registration, reconciled through the API afterwards).",
+    )
+    agents: list[Host] = Field([], description="Extra GPU hosts that join as k3s agents.", examples=[["104.171.202.65"]])
+    keep_on_destroy: bool = Field(False, description="Leave k3s installed when the stack is destroyed.")
+    token: SecretStr | None = Field(None, description="Cluster join token. Secret; generated when unset.")
+
+
+class GpuOperator(Model):
+    chart_version: ChartVersion = Field("v25.10.0", description="Version of NVIDIA's `gpu-operator` Helm chart.")
+    driver_enabled: bool = Field(False, description="Let the operator install the driver (false: Lambda Stack preinstalls it).")
+    smoke_test: bool | None = Field(
+        None, description="Run a cuda-vectoradd Job that must succeed; unset means on in production only."
+    )
+
+
+class MonitoringStack(Model):
+    chart_version: ChartVersion = Field(
+        "75.15.0", description="Version of the `kube-prometheus-stack` chart this cluster-owning stack installs."
+    )
+
+
 class StackConfig(BaseModel):
     """Everything a stack file sets. Keys are the full Pulumi config keys."""
 
@@ -236,6 +304,14 @@ class StackConfig(BaseModel):
         description="Name of the Lambda Labs instance that becomes the k3s server.",
         examples=["sophia-ai-production"],
     )
+    ssh: Ssh = Field(Ssh(), alias="sophia-ai:ssh", description="How to reach the hosts (provision mode).")
+    k3s: K3s = Field(K3s(), alias="sophia-ai:k3s", description="The k3s cluster (provision mode).")
+    gpu_operator: GpuOperator = Field(
+        GpuOperator(), alias="sophia-ai:gpuOperator", description="NVIDIA GPU operator (provision mode)."
+    )
+    monitoring_stack: MonitoringStack = Field(
+        MonitoringStack(), alias="sophia-ai:monitoringStack", description="Prometheus stack (provision mode, monitoring on)."
+    )
     lambda_ip: IpAddress | None = Field(
         None, alias="lambdaLabs:ip", description="Public IP of that instance.", examples=["104.171.202.64"]
     )
@@ -243,6 +319,11 @@ class StackConfig(BaseModel):
     @property
     def namespace(self) -> str:
         return NAMESPACES[self.environment]
+
+    @property
+    def gpu_smoke_test(self) -> bool:
+        smoke = self.gpu_operator.smoke_test
+        return self.environment == "production" if smoke is None else smoke
 
     @property
     def cluster_mode(self) -> Literal["provision", "kubeconfig", "stackReference"]:
@@ -266,6 +347,13 @@ class StackConfig(BaseModel):
             got = " and ".join(sources) if sources else "none of them"
             key = sources[-1] if sources else "kubernetes:kubeconfig"
             problems.append((key, f"set exactly one of lambdaLabs:ip, kubernetes:kubeconfig, sophia-ai:clusterStack, got {got}"))
+        if self.lambda_ip is None:
+            for attr in ("ssh", "k3s", "gpu_operator", "monitoring_stack"):
+                if attr in self.model_fields_set:
+                    key = type(self).model_fields[attr].alias or attr
+                    problems.append((key, "only applies when this stack installs k3s (lambdaLabs:ip)"))
+        elif reason := incompatibility(self.k3s.version, self.gpu_operator.chart_version):
+            problems.append(("sophia-ai:gpuOperator.chartVersion", reason))
         if (self.lambda_ip is None) != (self.lambda_instance is None):
             problems.append(("lambdaLabs:instance", "lambdaLabs:instance and lambdaLabs:ip go together"))
         if self.cluster_stack is not None and not _STACK_REF.match(self.cluster_stack):
