@@ -6,7 +6,7 @@ STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scripts-lint yaml-lint bench lock clean
+.PHONY: plan test lint typecheck unit check scripts-lint yaml-lint bench reference lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ yaml-lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.render
+
+# Regenerate the README's configuration reference from the model.
+reference: $(BIN)/.installed
+	$(BIN)/sophia-infra reference --update README.md
 
 # Re-resolve the pins of pyproject.toml into constraints.txt (needs the package index).
 lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,7 @@ def server_config(args: K3sClusterArgs, token: str) -> str:
 
 
 def agent_config(args: K3sClusterArgs, node_name: str, token: str) -> str:
+    """/etc/rancher/k3s/config.yaml of an agent."""
     config = {
         "server": f"https://{args.host}:{API_PORT}",
         "node-name": node_name,
@@ -133,7 +135,7 @@ class K3sCluster(pulumi.ComponentResource):
                 agent,
                 role="agent",
                 node_name=agent_name,
-                config=self.token.apply(lambda t, n=agent_name: agent_config(args, n, t)),
+                config=self.token.apply(functools.partial(agent_config, args, agent_name)),
                 depends_on=[server],
             )
 

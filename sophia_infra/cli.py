@@ -87,10 +87,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+REFERENCE_START = "<!-- reference:start -->\n"
+REFERENCE_END = "<!-- reference:end -->"
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     from stacks.reference import markdown
 
-    print(markdown(), end="")
+    if args.update is None:
+        print(markdown(), end="")
+        return 0
+    path = Path(args.update)
+    text = path.read_text(encoding="utf-8")
+    if REFERENCE_START not in text or REFERENCE_END not in text:
+        raise UsageError(f"{path}: no {REFERENCE_START.strip()} ... {REFERENCE_END} section to update")
+    head, rest = text.split(REFERENCE_START, 1)
+    path.write_text(head + REFERENCE_START + markdown() + REFERENCE_END + rest.split(REFERENCE_END, 1)[1], encoding="utf-8")
+    print(f"{path}: configuration reference updated")
     return 0
 
 
@@ -113,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     render.set_defaults(run=cmd_render)
 
     reference = commands.add_parser("reference", help="print the configuration reference (Markdown)")
+    reference.add_argument("--update", metavar="FILE", help="rewrite the reference section of FILE (the README) instead")
     reference.set_defaults(run=cmd_reference)
     return top
 

@@ -143,29 +143,38 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
+        self._record(request, response.urn, rpc.deserialize_properties(request.object, keep_unknowns=True))
+        return response
+
+    def _record(self, request, urn: str, inputs: dict[str, Any]) -> None:
         options = {
-            "protect": request.protect,
-            "retainOnDelete": request.retainOnDelete,
-            "deleteBeforeReplace": request.deleteBeforeReplace,
-            "ignoreChanges": list(request.ignoreChanges),
-            "replaceOnChanges": list(request.replaceOnChanges),
-            "additionalSecretOutputs": list(request.additionalSecretOutputs),
+            "protect": getattr(request, "protect", False),
+            "retainOnDelete": getattr(request, "retainOnDelete", False),
+            "deleteBeforeReplace": getattr(request, "deleteBeforeReplace", False),
+            "ignoreChanges": list(getattr(request, "ignoreChanges", [])),
+            "replaceOnChanges": list(getattr(request, "replaceOnChanges", [])),
+            "additionalSecretOutputs": list(getattr(request, "additionalSecretOutputs", [])),
             "provider": request.provider.split("::")[3] if request.provider else None,
         }
         dependencies = set(request.dependencies)
-        for deps in request.propertyDependencies.values():
+        for deps in getattr(request, "propertyDependencies", {}).values():
             dependencies.update(deps.urns)
         record = Recorded(
             type=request.type,
             name=request.name,
-            urn=response.urn,
+            urn=urn,
             parent=request.parent or None,
             dependencies=sorted(dependencies),
             options=options,
-            raw_inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            raw_inputs=inputs,
         )
         with self._lock:
             self.recorded.append(record)
+
+    def ReadResource(self, request):  # noqa: N802 - the gRPC method name
+        # Stack references are read, not registered.
+        response = super().ReadResource(request)
+        self._record(request, response.urn, rpc.deserialize_properties(request.properties, keep_unknowns=True))
         return response
 
     def RegisterResourceOutputs(self, request):  # noqa: N802 - the gRPC method name

@@ -3,6 +3,7 @@ Kubernetes schema), every resource with its inputs and dependencies, and the res
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import pulumi
 import yaml
 
@@ -20,6 +22,10 @@ from stacks.model import StackConfig
 
 # Kubernetes resources that are not objects of their own (providers, Helm releases).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# kubernetes-validate reads and parses its schema files (the definitions file alone is megabytes)
+# on every call; a plan validates dozens of objects against the same few files.
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 _NOT_MANIFESTS = re.compile(r"^(pulumi:providers:|kubernetes:helm\.sh/|kubernetes:yaml)")
 
 

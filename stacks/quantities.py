@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -45,7 +46,7 @@ def parse_quantity(text: str) -> Decimal:
 def format_quantity(value: Decimal, unit: str) -> str:
     """Format `value` in `unit` (`m` for millicores, `Mi` for mebibytes), rounded up."""
     scale = _BINARY.get(unit) or _DECIMAL[unit]
-    return f"{int(-(-value // scale))}{unit}"
+    return f"{math.ceil(value / scale)}{unit}"
 
 
 def is_dns_name(text: str) -> bool:

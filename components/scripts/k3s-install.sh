@@ -23,10 +23,10 @@ INSTALLER_URL="https://raw.githubusercontent.com/k3s-io/k3s/${K3S_VERSION}/insta
 READY_ATTEMPTS="${READY_ATTEMPTS:-60}"
 READY_INTERVAL="${READY_INTERVAL:-5}"
 
-case "$K3S_VERSION" in
-  v1.[0-9]*.[0-9]*+k3s[0-9]*) ;;
-  *) echo "k3s-install: K3S_VERSION must look like v1.33.5+k3s1, got '$K3S_VERSION'" >&2; exit 2 ;;
-esac
+if [[ ! "$K3S_VERSION" =~ ^v1\.[0-9]+\.[0-9]+\+k3s[0-9]+$ ]]; then
+  echo "k3s-install: K3S_VERSION must be a full release such as v1.33.5+k3s1, got '$K3S_VERSION'" >&2
+  exit 2
+fi
 case "$K3S_ROLE" in
   server) SERVICE=k3s ;;
   agent) SERVICE=k3s-agent ;;

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): reported as ratios against the cost of importing the SDKs."""

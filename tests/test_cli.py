@@ -1,0 +1,111 @@
+"""`sophia-infra`: check, render and reference, as people and CI call it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sophia_infra import cli, render
+from stacks import reference
+from tests.conftest import PROJECT, STACKS, stack_config
+
+
+@pytest.fixture(autouse=True)
+def in_project(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(PROJECT)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_check_accepts_the_real_stacks(stack: str, capsys: pytest.CaptureFixture[str]):
+    assert cli.main(["check", stack]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_check_reports_a_broken_file_with_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    config = stack_config("sophia-ai-dev")
+    config["sophia-ai:replicas"]["orchestrator"] = -1
+    path = tmp_path / "Pulumi.sophia-ai-dev.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    assert cli.main(["check", "--config-file", str(path)]) == 1
+    assert "Pulumi.sophia-ai-dev.yaml: sophia-ai:replicas.orchestrator: must be >= 1, got -1" in capsys.readouterr().err
+
+
+def test_check_can_require_the_secrets(capsys: pytest.CaptureFixture[str]):
+    assert cli.main(["check", "sophia-ai-production", "--require-secrets"]) == 1
+    assert "sophia-ai:ssh.privateKey: a secret is required here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["check"], ["check", "sophia-ai-dev", "--config-file", "x.yaml"], ["check", "sophia-ai-nope"], ["render", "sophia-ai-dev"]],
+)
+def test_usage_errors_exit_2(argv: list[str]):
+    try:
+        assert cli.main(argv) == 2
+    except SystemExit as exc:  # argparse's own usage errors
+        assert exc.code == 2
+
+
+def test_render_writes_manifests_resources_and_graph(tmp_path: Path):
+    assert cli.main(["render", "sophia-ai-production", "--out", str(tmp_path)]) == 0
+    root = tmp_path / "sophia-ai-production"
+    manifests = {p.name: yaml.safe_load(p.read_text()) for p in (root / "manifests").glob("*.yaml")}
+    deployment = manifests["deployment-sophia-prod-orchestrator.yaml"]
+    assert (deployment["apiVersion"], deployment["kind"], deployment["metadata"]["namespace"]) == (
+        "apps/v1",
+        "Deployment",
+        "sophia-prod",
+    )
+    assert manifests["secret-sophia-prod-snowflake.yaml"]["stringData"]["SNOWFLAKE_PRIVATE_KEY"] == "[secret]"
+    resources = json.loads((root / "resources.json").read_text())
+    by_name = {r["name"]: r for r in resources}
+    assert by_name["k3s-server-install"]["inputs"]["stdin"] == "[secret]"
+    assert by_name["gpu-operator-release"]["inputs"]["values"]["driver"] == {"enabled": False}
+    assert "k3s-server-install" in by_name["k3s-kubeconfig"]["dependencies"]
+    assert by_name["orchestrator-deployment"]["parent"] == "orchestrator"
+    graph = (root / "graph.mmd").read_text()
+    assert graph.startswith("graph LR") and "subgraph" in graph and "-->" in graph
+
+
+def test_render_refuses_an_invalid_manifest_naming_object_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    real = render.manifest
+
+    def broken(inputs: dict) -> dict:
+        obj = real(inputs)
+        if obj["kind"] == "Service":
+            obj["spec"]["ports"][0]["port"] = "eighty"
+        return obj
+
+    monkeypatch.setattr(render, "manifest", broken)
+    assert cli.main(["render", "sophia-ai-dev", "--out", str(tmp_path)]) == 1
+    assert (
+        "invalid manifest: Service/sophia-dev/frontend: spec.ports.0.port: 'eighty' is not of type 'integer'"
+        in capsys.readouterr().err
+    )
+
+
+def test_readme_holds_the_current_configuration_reference():
+    readme = (PROJECT / "README.md").read_text()
+    start, end = cli.REFERENCE_START, cli.REFERENCE_END
+    assert readme[readme.index(start) + len(start) : readme.index(end)] == reference.markdown(), "run: make reference"
+
+
+def test_reference_update_rewrites_only_its_section(tmp_path: Path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{cli.REFERENCE_START}stale\n{cli.REFERENCE_END}\noutro\n")
+    assert cli.main(["reference", "--update", str(readme)]) == 0
+    assert readme.read_text() == f"intro\n{cli.REFERENCE_START}{reference.markdown()}{cli.REFERENCE_END}\noutro\n"
+
+
+def test_reference_documents_every_key_with_an_example(capsys: pytest.CaptureFixture[str]):
+    assert cli.main(["reference"]) == 0
+    text = capsys.readouterr().out
+    for key, *_ in reference.rows():
+        assert f"`{key}`" in text
+    example = yaml.safe_load(text[text.index("```yaml") + 7 : text.rindex("```")])["config"]
+    assert set(example) == {key for key, *_ in reference.rows() if "." not in key.split(":", 1)[1]}

@@ -1,0 +1,277 @@
+"""The program of each real stack, run under mocks as the engine would run it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import STACKS, Run, RunStack, stack_config
+
+EXPECTED = {
+    # stack: (namespace, replicas orchestrator/memory/mcp/frontend, cpu, memory, monitoring, tracing, autoscaling)
+    "sophia-ai-dev": ("sophia-dev", (1, 1, 1, 1), "500m", "1Gi", False, True, False),
+    "sophia-ai-staging": ("sophia-staging", (2, 2, 2, 2), "1000m", "2Gi", True, True, True),
+    "sophia-ai-production": ("sophia-prod", (3, 3, 3, 3), "2000m", "4Gi", True, True, True),
+}
+SERVICES = ["orchestrator", "memory", "mcp-ai-memory", "mcp-hubspot", "mcp-gong", "mcp-slack", "frontend"]
+
+
+def deployment(run: Run, name: str) -> dict:
+    return run.get("apps/v1:Deployment", f"{name}-deployment").inputs
+
+
+def container(run: Run, name: str) -> dict:
+    return deployment(run, name)["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_object_lands_in_the_stack_namespace_through_the_one_provider(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    namespace = EXPECTED[stack][0]
+    assert run.get("core/v1:Namespace", "sophia-namespace").inputs["metadata"]["name"] == namespace
+    assert [p.name for p in run.all("pulumi:providers:kubernetes")] == ["cluster"]
+    for resource in run.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert resource.options["provider"] == "cluster", resource.name
+        if resource.type.startswith("kubernetes:") and "metadata" in resource.inputs:
+            meta = resource.inputs["metadata"]
+            if resource.parent not in ("gpu-operator", "prometheus") and resource.type not in (
+                "kubernetes:core/v1:Namespace",
+                "kubernetes:core/v1:NodePatch",
+            ):
+                assert meta["namespace"] == namespace, resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_replicas_and_resources_come_from_the_stack(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    _, replicas, cpu, memory, _, _, autoscaling = EXPECTED[stack]
+    wanted = dict(zip(["orchestrator", "memory", "mcp", "frontend"], replicas, strict=True))
+    for service in SERVICES:
+        count = wanted["mcp" if service.startswith("mcp-") else service]
+        if autoscaling:
+            # The HPA owns the count: the Deployment leaves it out, the HPA's minimum is the count.
+            assert "replicas" not in deployment(run, service)["spec"]
+            assert run.get("HorizontalPodAutoscaler", f"{service}-autoscaler").inputs["spec"]["minReplicas"] == count
+        else:
+            assert deployment(run, service)["spec"]["replicas"] == count
+        resources = container(run, service)["resources"]
+        assert resources["requests"] == {"cpu": cpu, "memory": memory} == resources["limits"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_features_leave_a_trace_exactly_when_on(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    _, replicas, _, _, monitoring, tracing, autoscaling = EXPECTED[stack]
+    assert run.names("HorizontalPodAutoscaler") == ({f"{s}-autoscaler" for s in SERVICES} if autoscaling else set())
+    expect_pdb = autoscaling and min(replicas) > 1
+    assert run.names("PodDisruptionBudget") == ({f"{s}-disruption-budget" for s in SERVICES} if expect_pdb else set())
+    monitors = {f"{s}-service-monitor" for s in SERVICES}
+    assert run.names("ServiceMonitor") == (monitors if monitoring else set())
+    assert ("otel-collector" in {r.name for r in run.all("sophia:index:OtelCollector")}) is tracing
+    env = {e["name"]: e.get("value") for e in container(run, "orchestrator")["env"]}
+    assert ("OTEL_EXPORTER_OTLP_ENDPOINT" in env) is tracing
+    assert ("METRICS_PORT" in env) is monitoring
+    if tracing:
+        assert env["OTEL_SERVICE_NAME"] == "orchestrator"
+        assert f"deployment.environment={stack_config(stack)['sophia-ai:environment']}" in env["OTEL_RESOURCE_ATTRIBUTES"]
+
+
+def test_features_off_leave_nothing(run_stack: RunStack):
+    run = run_stack("sophia-ai-staging", {"sophia-ai:features": {"monitoring": False, "tracing": False, "autoscaling": False}})
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "sophia:index:OtelCollector", "ConfigMap"):
+        assert run.all(kind) == [], kind
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_selectors_match_pod_labels_and_services_select_their_pods(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    for service in SERVICES:
+        spec = deployment(run, service)["spec"]
+        pod_labels = spec["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+        selector = run.get("core/v1:Service", f"{service}-service").inputs["spec"]["selector"]
+        assert selector.items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pods_are_restricted_probed_and_read_only(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    for service in SERVICES:
+        pod = deployment(run, service)["spec"]["template"]["spec"]
+        c = container(run, service)
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert c["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
+        strategy = deployment(run, service)["spec"]["strategy"]
+        assert strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_reach_pods_by_reference_only(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    for service in ("orchestrator", "memory"):
+        env = {e["name"]: e for e in container(run, service)["env"]}
+        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "password"}
+        assert "value" not in env["REDIS_PASSWORD"]
+        assert env["REDIS_URL"]["value"].startswith("redis://redis.")
+        assert container(run, service)["envFrom"] == [{"secretRef": {"name": "snowflake"}}]
+    assert "envFrom" not in container(run, "frontend") or container(run, "frontend")["envFrom"] == []
+    snowflake = run.get("core/v1:Secret", "snowflake-secret")
+    assert snowflake.secret_paths() == ["stringData"]
+    assert set(snowflake.plain_inputs["stringData"]) >= {"SNOWFLAKE_ACCOUNT", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_AUTHENTICATOR"}
+    assert snowflake.plain_inputs["stringData"]["SNOWFLAKE_PRIVATE_KEY"] == "SENTINEL-SNOWFLAKE-PRIVATE-KEY"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_policies_deny_by_default_and_allow_what_services_need(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    policies = {r.name: r.inputs["spec"] for r in run.all("NetworkPolicy")}
+    assert policies["sophia-default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    dns = policies["sophia-allow-dns"]["egress"][0]
+    assert {"protocol": "UDP", "port": 53} in dns["ports"]
+    redis = policies["redis-network-policy"]["ingress"][0]
+    assert redis["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "sophia-ai"}}}]
+    assert redis["ports"] == [{"protocol": "TCP", "port": 6379}]
+    orchestrator = policies["orchestrator-network-policy"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}} in orchestrator["ingress"][0][
+        "from"
+    ]
+    assert orchestrator["egress"] == [{"ports": [{"protocol": "TCP", "port": 443}]}]
+    # The memory service is internal: only Sophia pods may call it.
+    assert len(policies["memory-network-policy"]["ingress"][0]["from"]) == 1
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespace_enforces_restricted_pod_security_with_quota(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    labels = run.get("core/v1:Namespace", "sophia-namespace").inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    hard = run.get("ResourceQuota", "sophia-quota").inputs["spec"]["hard"]
+    assert int(hard["pods"]) > len(SERVICES)
+    assert hard["requests.cpu"].endswith("m") and hard["requests.memory"].endswith("Mi")
+    production = stack == "sophia-ai-production"
+    assert run.get("core/v1:Namespace", "sophia-namespace").options["protect"] is production
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_redis_is_pinned_persistent_and_kept_in_production(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    statefulset = run.get("StatefulSet", "redis-statefulset").inputs["spec"]
+    redis = statefulset["template"]["spec"]["containers"][0]
+    assert redis["image"] == "redis:7.4.2-alpine"
+    assert redis["command"] == ["redis-server", "/etc/redis/redis.conf"]
+    assert statefulset["template"]["spec"]["securityContext"]["runAsUser"] == 999
+    claim = run.get("PersistentVolumeClaim", "redis-data")
+    assert claim.inputs["spec"]["storageClassName"] == "local-path"
+    assert claim.options["retainOnDelete"] is (stack == "sophia-ai-production")
+    config = run.get("core/v1:Secret", "redis-secret").plain_inputs["stringData"]["redis.conf"]
+    assert "appendonly yes" in config and 'requirepass "SENTINEL-REDIS-PASSWORD"' in config
+
+
+def test_redis_password_is_generated_when_unset(run_stack: RunStack):
+    run = run_stack("sophia-ai-dev", {"sophia-ai:redis": {"passwordRotation": 2}}, without=("sophia-ai:redis",))
+    generated = run.get("RandomPassword", "redis-password")
+    assert generated.inputs["keepers"] == {"rotation": "2"}
+    assert run.get("core/v1:Secret", "redis-secret").secret_paths() == ["stringData"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_images_are_tagged_from_the_registry(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    assert container(run, "mcp-ai-memory")["image"] == "scoobyjava15/sophia-mcp-ai-memory:0.1.0"
+    assert run.all("docker:index/image:Image") == []
+
+
+def test_built_images_are_deployed_by_digest_with_the_shared_mcp_dockerfile(run_stack: RunStack):
+    run = run_stack(
+        "sophia-ai-staging",
+        {
+            "sophia-ai:images": {"registry": "scoobyjava15", "tag": "abc123", "build": True},
+            "sophia-ai:registryAuth": {"username": "ci"},
+        },
+    )
+    gong = run.get("docker:index/image:Image", "images-sophia-mcp-gong").inputs
+    assert gong["build"]["dockerfile"] == "./mcp-servers/docker/Dockerfile.mcp-server"
+    assert gong["build"]["args"] == {"SERVICE": "gong"}
+    assert gong["registry"]["password"] == "[secret]"
+    assert container(run, "mcp-gong")["image"] == f"scoobyjava15/sophia-mcp-gong:abc123@sha256:{'0' * 64}"
+    pull = run.get("core/v1:Secret", "images-pull-secret")
+    assert pull.inputs["type"] == "kubernetes.io/dockerconfigjson" and pull.secret_paths() == ["stringData"]
+    assert deployment(run, "orchestrator")["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def test_adding_an_mcp_server_is_one_line_of_configuration(run_stack: RunStack):
+    servers = [*stack_config("sophia-ai-dev")["sophia-ai:mcpServers"], "notion"]
+    run = run_stack("sophia-ai-dev", {"sophia-ai:mcpServers": servers})
+    assert "mcp-notion-deployment" in run.names("Deployment")
+    assert container(run, "mcp-notion")["ports"][0]["containerPort"] == 8080
+
+
+def test_frontend_zero_replicas_turns_it_off(run_stack: RunStack):
+    run = run_stack("sophia-ai-dev", {"sophia-ai:replicas": {"orchestrator": 1, "memory": 1, "mcpServers": 1, "frontend": 0}})
+    assert not any(r.name.startswith("frontend") for r in run.resources)
+
+
+def test_ingress_routes_api_and_dashboard(run_stack: RunStack):
+    run = run_stack(
+        "sophia-ai-dev", {"sophia-ai:ingress": {"enabled": True, "host": "sophia.example.com", "tlsSecret": "sophia-tls"}}
+    )
+    spec = run.get("networking.k8s.io/v1:Ingress", "ingress-ingress").inputs["spec"]
+    paths = {p["path"]: p["backend"]["service"] for p in spec["rules"][0]["http"]["paths"]}
+    assert paths == {
+        "/api": {"name": "orchestrator", "port": {"number": 8000}},
+        "/": {"name": "frontend", "port": {"number": 8080}},
+    }
+    assert spec["tls"] == [{"hosts": ["sophia.example.com"], "secretName": "sophia-tls"}]
+
+
+@pytest.mark.parametrize("stack", ["sophia-ai-dev", "sophia-ai-staging"])
+def test_attached_stacks_touch_no_host(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    assert not [r for r in run.resources if r.type.startswith(("command:", "kubernetes:helm"))]
+    provider = run.get("pulumi:providers:kubernetes", "cluster").inputs
+    assert provider["kubeconfig"] == stack_config(stack)["kubernetes:kubeconfig"]
+    assert provider["namespace"] == EXPECTED[stack][0]
+
+
+def test_a_stack_reference_supplies_the_kubeconfig(run_stack: RunStack):
+    reference = "acme/sophia-ai/sophia-ai-production"
+    run = run_stack("sophia-ai-dev", {"kubernetes:kubeconfig": None, "sophia-ai:clusterStack": reference})
+    assert run.get("pulumi:pulumi:StackReference", "cluster-stack").inputs["name"] == reference
+    provider = run.get("pulumi:providers:kubernetes", "cluster")
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    assert provider.dependencies == ["cluster-stack"]
+
+
+def test_no_service_waits_for_the_gpu_operator_but_gpu_services_do(run_stack: RunStack):
+    run = run_stack("sophia-ai-production", {"sophia-ai:gpuServices": ["memory"]})
+    gpu = {r.name for r in run.resources if r.parent == "gpu-operator"} | {"gpu-operator"}
+    for service in SERVICES:
+        waits = run.depends_on(f"{service}-deployment")
+        if service == "memory":
+            assert "gpu-operator-smoke-test" in waits
+            assert container(run, "memory")["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        else:
+            assert not waits & gpu, service
+    for name in ("sophia-namespace", "redis-statefulset"):
+        assert not run.depends_on(name) & gpu
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_outputs(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    outputs = run.recording.outputs
+    assert outputs["namespace"] == EXPECTED[stack][0]
+    assert outputs["services"]["orchestrator"] == 8000 and outputs["services"]["memory"] == 8001
+    assert ("kubeconfig" in outputs) is (stack == "sophia-ai-production")
+    if stack == "sophia-ai-production":
+        assert outputs["kubeconfig"] == "[secret]"
