@@ -2,21 +2,29 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# checkov pins old versions of common libraries: it gets a virtualenv of its own.
+SCAN_VENV ?= .venv-scan
+CHECKOV := checkov==3.3.30
 STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scripts-lint yaml-lint bench reference lock clean
+.PHONY: plan test lint typecheck unit check scan scripts-lint yaml-lint dockerfile-lint bench reference lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+$(SCAN_VENV)/.installed: constraints-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet -c constraints-scan.txt '$(CHECKOV)'
+	touch $@
+
 plan: $(BIN)/.installed
 	@for stack in $(STACKS); do $(BIN)/sophia-infra render $$stack --out $(PLAN_DIR) || exit 1; done
 
-test: lint typecheck check unit plan scripts-lint yaml-lint
+test: lint typecheck check scan unit scripts-lint yaml-lint dockerfile-lint
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -28,7 +36,11 @@ typecheck: $(BIN)/.installed
 check: $(BIN)/.installed
 	@for stack in $(STACKS); do $(BIN)/sophia-infra check $$stack || exit 1; done
 
-unit: $(BIN)/.installed
+# checkov over the rendered manifests of every stack, offline; zero failed checks is the baseline.
+scan: plan $(SCAN_VENV)/.installed
+	$(SCAN_VENV)/bin/checkov --directory $(PLAN_DIR) --framework kubernetes --skip-download --quiet --compact
+
+unit: $(BIN)/.installed $(SCAN_VENV)/.installed
 	$(BIN)/pytest --cov --cov-report=term-missing -m "not bench"
 
 scripts-lint: $(BIN)/.installed
@@ -36,6 +48,9 @@ scripts-lint: $(BIN)/.installed
 
 yaml-lint: $(BIN)/.installed
 	$(BIN)/yamllint --strict -c .yamllint.yaml .
+
+dockerfile-lint: $(BIN)/.installed
+	@files=$$(git ls-files '*Dockerfile*'); if [ -n "$$files" ]; then $(BIN)/hadolint $$files; else echo "no Dockerfiles"; fi
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.render
@@ -49,6 +64,10 @@ lock:
 	rm -rf build/lock && $(PYTHON) -m venv build/lock
 	build/lock/bin/pip install --quiet '.[dev]'
 	build/lock/bin/pip freeze --exclude-editable | grep -v '^sophia-ai-infrastructure' > constraints.txt
+	rm -rf build/lock-scan && $(PYTHON) -m venv build/lock-scan
+	build/lock-scan/bin/pip install --quiet '$(CHECKOV)'
+	{ echo '# The scan virtualenv (checkov pins old dependencies of its own); regenerate with make lock.'; \
+	  build/lock-scan/bin/pip freeze | grep -v -E '^(pip|setuptools|wheel)=='; } > constraints-scan.txt
 
 clean:
-	rm -rf $(VENV) build .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) build .coverage .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pods import CONTAINER_SECURITY_CONTEXT
+from components.pods import CONTAINER_SECURITY_CONTEXT, PINNED_BY_TAG, PULL_POLICY, checkov_skips, pod_security_context
 from stacks.compat import containerd_template, incompatibility
 
 CHART_REPO = "https://helm.ngc.nvidia.com/nvidia"
@@ -17,6 +17,7 @@ K3S_CONTAINERD_SOCKET = "/run/k3s/containerd/containerd.sock"
 # operator is told to use that very name, so there is one such class, not two.
 RUNTIME_CLASS = "nvidia"
 SMOKE_TEST_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0"
+SMOKE_TEST_UID = 10001
 
 
 @dataclass
@@ -86,7 +87,7 @@ class GpuOperator(pulumi.ComponentResource):
     def _smoke_test(self, name: str, release: k8s.helm.v3.Release) -> k8s.batch.v1.Job:
         return k8s.batch.v1.Job(
             f"{name}-smoke-test",
-            metadata={"name": "gpu-smoke-test", "namespace": release.namespace},
+            metadata={"name": "gpu-smoke-test", "namespace": release.namespace, "annotations": checkov_skips(PINNED_BY_TAG)},
             spec={
                 "backoffLimit": 2,
                 "activeDeadlineSeconds": 900,
@@ -95,16 +96,16 @@ class GpuOperator(pulumi.ComponentResource):
                         "restartPolicy": "Never",
                         "runtimeClassName": RUNTIME_CLASS,
                         "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 1000,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
+                        "securityContext": pod_security_context(SMOKE_TEST_UID),
                         "containers": [
                             {
                                 "name": "cuda-vectoradd",
                                 "image": SMOKE_TEST_IMAGE,
-                                "resources": {"limits": {"nvidia.com/gpu": "1", "cpu": "500m", "memory": "512Mi"}},
+                                "imagePullPolicy": PULL_POLICY,
+                                "resources": {
+                                    bound: {"nvidia.com/gpu": "1", "cpu": "500m", "memory": "512Mi"}
+                                    for bound in ("requests", "limits")
+                                },
                                 "securityContext": CONTAINER_SECURITY_CONTEXT,
                             }
                         ],

@@ -21,13 +21,13 @@ def selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
 
 
-def pod_security_context(uid: int) -> dict[str, Any]:
+def pod_security_context(uid: int, gid: int | None = None) -> dict[str, Any]:
     """Pod-level settings that satisfy the `restricted` Pod Security Standard."""
     return {
         "runAsNonRoot": True,
         "runAsUser": uid,
-        "runAsGroup": uid,
-        "fsGroup": uid,
+        "runAsGroup": gid or uid,
+        "fsGroup": gid or uid,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -42,6 +42,22 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 
 TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - a private emptyDir
+
+
+# Pull on every start: a pod may only run an image its pull credentials still grant, and a
+# pinned tag or digest makes the pull a cheap manifest check.
+PULL_POLICY = "Always"
+
+PINNED_BY_TAG = (
+    "CKV_K8S_43",
+    "pinned by an exact version tag from validated configuration (production refuses mutable tags);"
+    " images this stack builds are deployed by digest",
+)
+
+
+def checkov_skips(*skips: tuple[str, str]) -> dict[str, str]:
+    """Annotations telling checkov that a check does not apply to this object, and why."""
+    return {f"checkov.io/skip{number}": f"{check}={reason}" for number, (check, reason) in enumerate(skips, start=1)}
 
 
 def resources(cpu: str, memory: str) -> dict[str, dict[str, str]]:

@@ -12,8 +12,11 @@ import pulumi_random as random
 from components.pods import (
     CONTAINER_SECURITY_CONTEXT,
     PART_OF,
+    PINNED_BY_TAG,
+    PULL_POLICY,
     TMP_MOUNT,
     TMP_VOLUME,
+    checkov_skips,
     labels,
     pod_security_context,
     resources,
@@ -21,8 +24,9 @@ from components.pods import (
 )
 
 PORT = 6379
-# The official image's `redis` user.
-REDIS_UID = 999
+# A high UID of our own (no clash with host users); the official image's `redis` group owns /data.
+REDIS_UID = 10999
+REDIS_GID = 999
 
 
 @dataclass
@@ -106,10 +110,14 @@ class Redis(pulumi.ComponentResource):
             spec={"selector": selector(name), "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]},
             opts=child,
         )
-        auth_env = {"name": "REDISCLI_AUTH", "valueFrom": {"secretKeyRef": {"name": secret.metadata.name, "key": "password"}}}
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
-            metadata={"name": name, "namespace": args.namespace, "labels": labels(name, "cache")},
+            metadata={
+                "name": name,
+                "namespace": args.namespace,
+                "labels": labels(name, "cache"),
+                "annotations": checkov_skips(PINNED_BY_TAG),
+            },
             spec={
                 "serviceName": service.metadata.name,
                 "replicas": 1,
@@ -122,15 +130,15 @@ class Redis(pulumi.ComponentResource):
                     },
                     "spec": {
                         "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(REDIS_UID),
+                        "securityContext": pod_security_context(REDIS_UID, REDIS_GID),
                         "terminationGracePeriodSeconds": 30,
                         "containers": [
                             {
                                 "name": "redis",
                                 "image": args.image,
+                                "imagePullPolicy": PULL_POLICY,
                                 "command": ["redis-server", "/etc/redis/redis.conf"],
                                 "ports": [{"name": "redis", "containerPort": PORT}],
-                                "env": [auth_env],
                                 "resources": resources(args.cpu, args.memory),
                                 "securityContext": CONTAINER_SECURITY_CONTEXT,
                                 "livenessProbe": {
@@ -139,7 +147,14 @@ class Redis(pulumi.ComponentResource):
                                     "periodSeconds": 10,
                                 },
                                 "readinessProbe": {
-                                    "exec": {"command": ["sh", "-c", "redis-cli ping | grep -q PONG"]},
+                                    # The password comes from the mounted Secret file, not the environment.
+                                    "exec": {
+                                        "command": [
+                                            "sh",
+                                            "-c",
+                                            'REDISCLI_AUTH="$(cat /etc/redis/password)" redis-cli ping | grep -q PONG',
+                                        ]
+                                    },
                                     "initialDelaySeconds": 5,
                                     "periodSeconds": 5,
                                 },
@@ -156,7 +171,10 @@ class Redis(pulumi.ComponentResource):
                                 "name": "config",
                                 "secret": {
                                     "secretName": secret.metadata.name,
-                                    "items": [{"key": "redis.conf", "path": "redis.conf"}],
+                                    "items": [
+                                        {"key": "redis.conf", "path": "redis.conf"},
+                                        {"key": "password", "path": "password"},
+                                    ],
                                 },
                             },
                             TMP_VOLUME,

@@ -12,8 +12,11 @@ import pulumi_kubernetes as k8s
 from components.pods import (
     CONTAINER_SECURITY_CONTEXT,
     PART_OF,
+    PINNED_BY_TAG,
+    PULL_POLICY,
     TMP_MOUNT,
     TMP_VOLUME,
+    checkov_skips,
     labels,
     pod_security_context,
     resources,
@@ -61,6 +64,8 @@ class ServiceArgs:
     monitoring: bool = False
     tracing: Tracing | None = None
     image_pull_secret: pulumi.Input[str] | None = None
+    # The image is a digest (built by this stack) rather than a pinned tag.
+    image_is_digest: bool = False
     # What the ServiceMonitor waits for (the Prometheus CRDs, when this stack installs them).
     monitoring_ready: Sequence[pulumi.Resource] = ()
 
@@ -80,6 +85,14 @@ class Service(pulumi.ComponentResource):
         super().__init__("sophia:index:Service", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         meta = {"name": name, "namespace": args.namespace, "labels": labels(name, args.component)}
+        skips = [] if args.image_is_digest else [PINNED_BY_TAG]
+        if args.secret_env or args.env_from_secrets:
+            skips.append(
+                (
+                    "CKV_K8S_35",
+                    "the services read credentials from environment variables (their contract); the values are Secret references",
+                )
+            )
         ports = [{"name": "http", "containerPort": args.port}]
         service_ports = [{"name": "http", "port": args.port, "targetPort": "http"}]
         env: list[dict] = [{"name": "PORT", "value": str(args.port)}]
@@ -109,6 +122,7 @@ class Service(pulumi.ComponentResource):
                 {
                     "name": name,
                     "image": args.image,
+                    "imagePullPolicy": PULL_POLICY,
                     "ports": ports,
                     "env": env,
                     "envFrom": [{"secretRef": {"name": secret}} for secret in args.env_from_secrets],
@@ -147,7 +161,12 @@ class Service(pulumi.ComponentResource):
         # With an autoscaler the HPA owns the replica count; setting it here would fight it.
         if args.autoscaling is None:
             deployment_spec["replicas"] = args.replicas
-        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=meta, spec=deployment_spec, opts=child)
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={**meta, "annotations": checkov_skips(*skips)},
+            spec=deployment_spec,
+            opts=child,
+        )
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta,

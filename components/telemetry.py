@@ -11,8 +11,11 @@ import yaml
 from components.pods import (
     CONTAINER_SECURITY_CONTEXT,
     PART_OF,
+    PINNED_BY_TAG,
+    PULL_POLICY,
     TMP_MOUNT,
     TMP_VOLUME,
+    checkov_skips,
     labels,
     pod_security_context,
     resources,
@@ -34,6 +37,8 @@ class CollectorArgs:
     environment: str
     # OTLP/gRPC endpoint to export to; None logs spans (debug exporter) instead.
     exporter_endpoint: str | None = None
+    # More than one (production) also gets a PodDisruptionBudget.
+    replicas: int = 1
 
 
 def collector_config(args: CollectorArgs) -> dict:
@@ -88,10 +93,11 @@ class OtelCollector(pulumi.ComponentResource):
         probe = {"httpGet": {"path": "/", "port": HEALTH}, "periodSeconds": 10}
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta,
+            metadata={**meta, "annotations": checkov_skips(PINNED_BY_TAG)},
             spec={
-                "replicas": 1,
+                "replicas": args.replicas,
                 "selector": {"matchLabels": selector(name)},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
                     "metadata": {"labels": labels(name, "telemetry")},
                     "spec": {
@@ -101,6 +107,7 @@ class OtelCollector(pulumi.ComponentResource):
                             {
                                 "name": "collector",
                                 "image": args.image,
+                                "imagePullPolicy": PULL_POLICY,
                                 "args": ["--config=/conf/config.yaml"],
                                 "ports": [
                                     {"name": "otlp-grpc", "containerPort": OTLP_GRPC},
@@ -131,6 +138,13 @@ class OtelCollector(pulumi.ComponentResource):
             },
             opts=child,
         )
+        if args.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-disruption-budget",
+                metadata=meta,
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
+                opts=child,
+            )
         sophia_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",

@@ -120,6 +120,7 @@ def build(config: StackConfig) -> None:
                 image=config.telemetry.collector_image,
                 environment=config.environment,
                 exporter_endpoint=config.telemetry.exporter_endpoint,
+                replicas=sizing.collector_replicas(config),
             ),
             opts=on_cluster,
         )
@@ -159,6 +160,7 @@ def build(config: StackConfig) -> None:
                 tracing=tracing,
                 image_pull_secret=images.pull_secret_name,
                 monitoring_ready=connection.monitoring_ready,
+                image_is_digest=config.images.build,
             ),
             # Only GPU workloads wait for the GPU operator, the slowest step of a deploy.
             opts=pulumi.ResourceOptions(provider=connection.provider, depends_on=connection.gpu_ready if gpu else []),

@@ -20,6 +20,11 @@ class Quota:
     storage: str
 
 
+def collector_replicas(config: StackConfig) -> int:
+    """Production keeps tracing up through a node drain or a rollout."""
+    return 2 if config.environment == "production" else 1
+
+
 def quota(config: StackConfig, specs: list[ServiceSpec]) -> Quota:
     per_pod = (parse_quantity(config.resources.cpu), parse_quantity(config.resources.memory))
     pods = 0
@@ -36,5 +41,5 @@ def quota(config: StackConfig, specs: list[ServiceSpec]) -> Quota:
         add(peak + 1, *per_pod)
     add(1, parse_quantity(config.redis.resources.cpu), parse_quantity(config.redis.resources.memory))
     if config.features.tracing:
-        add(2, parse_quantity(COLLECTOR_CPU), parse_quantity(COLLECTOR_MEMORY))
+        add(collector_replicas(config) + 1, parse_quantity(COLLECTOR_CPU), parse_quantity(COLLECTOR_MEMORY))
     return Quota(format_quantity(cpu, "m"), format_quantity(memory, "Mi"), pods, config.redis.storage_size)

@@ -1,0 +1,1 @@
+"""The Sophia AI policy pack (`pulumi preview --policy-pack policies`)."""
