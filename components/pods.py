@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 PART_OF = "sophia-ai"
+# A NetworkPolicy peer: every Sophia pod of the namespace.
+SOPHIA_PODS = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
 
 
 def labels(name: str, component: str) -> dict[str, str]:

@@ -11,9 +11,9 @@ import pulumi_random as random
 
 from components.pods import (
     CONTAINER_SECURITY_CONTEXT,
-    PART_OF,
     PINNED_BY_TAG,
     PULL_POLICY,
+    SOPHIA_PODS,
     TMP_MOUNT,
     TMP_VOLUME,
     checkov_skips,
@@ -48,11 +48,13 @@ class Redis(pulumi.ComponentResource):
     """A single Redis with its data on a PersistentVolumeClaim, reachable only from Sophia pods.
 
     Outputs: `url` (redis://host:port/0, no credentials), `secret_name` (Secret holding
-    `password`), `service_name`.
+    `password`), `config_hash` (changes with the password: clients put it on their pods to restart
+    with it).
     """
 
     url: pulumi.Output[str]
     secret_name: pulumi.Output[str]
+    config_hash: pulumi.Output[str]
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sophia:index:Redis", name, None, opts)
@@ -184,19 +186,19 @@ class Redis(pulumi.ComponentResource):
             },
             opts=child,
         )
-        sophia_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": name, "namespace": args.namespace},
             spec={
                 "podSelector": {"matchLabels": selector(name)},
                 "policyTypes": ["Ingress"],
-                "ingress": [{"from": [sophia_pods], "ports": [{"protocol": "TCP", "port": PORT}]}],
+                "ingress": [{"from": [SOPHIA_PODS], "ports": [{"protocol": "TCP", "port": PORT}]}],
             },
             opts=child,
         )
+        self.config_hash = config_hash
         self.url = pulumi.Output.concat(
             "redis://", service.metadata.name, ".", service.metadata.namespace, ".svc:", str(PORT), "/0"
         )
         self.secret_name = secret.metadata.name
-        self.register_outputs({"url": self.url, "secret_name": self.secret_name})
+        self.register_outputs({"url": self.url, "secret_name": self.secret_name, "config_hash": self.config_hash})

@@ -14,6 +14,7 @@ from components.pods import (
     PART_OF,
     PINNED_BY_TAG,
     PULL_POLICY,
+    SOPHIA_PODS,
     TMP_MOUNT,
     TMP_VOLUME,
     checkov_skips,
@@ -53,6 +54,8 @@ class ServiceArgs:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Environment variable -> (Secret name, key): secrets reach pods only by reference.
     secret_env: Mapping[str, tuple[pulumi.Input[str], str]] = field(default_factory=dict)
+    # Pod template annotations: a changed value restarts the pods (e.g. a new Redis password).
+    pod_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Secrets whose every key becomes an environment variable.
     env_from_secrets: Sequence[pulumi.Input[str]] = ()
     # Reachable from outside the namespace (through the ingress controller).
@@ -156,7 +159,10 @@ class Service(pulumi.ComponentResource):
             "selector": {"matchLabels": selector(name)},
             "minReadySeconds": 5,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": labels(name, args.component)}, "spec": pod_spec},
+            "template": {
+                "metadata": {"labels": labels(name, args.component), "annotations": dict(args.pod_annotations)},
+                "spec": pod_spec,
+            },
         }
         # With an autoscaler the HPA owns the replica count; setting it here would fight it.
         if args.autoscaling is None:
@@ -194,7 +200,7 @@ class Service(pulumi.ComponentResource):
 
     @staticmethod
     def _network_policy(name: str, args: ServiceArgs, child: pulumi.ResourceOptions) -> None:
-        callers: list[dict] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}]
+        callers: list[dict] = [SOPHIA_PODS]
         if args.public:
             # Traefik (k3s's ingress controller) runs in kube-system.
             callers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}})

@@ -10,9 +10,9 @@ import yaml
 
 from components.pods import (
     CONTAINER_SECURITY_CONTEXT,
-    PART_OF,
     PINNED_BY_TAG,
     PULL_POLICY,
+    SOPHIA_PODS,
     TMP_MOUNT,
     TMP_VOLUME,
     checkov_skips,
@@ -145,7 +145,6 @@ class OtelCollector(pulumi.ComponentResource):
                 spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
                 opts=child,
             )
-        sophia_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": name, "namespace": args.namespace},
@@ -154,7 +153,7 @@ class OtelCollector(pulumi.ComponentResource):
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [
                     {
-                        "from": [sophia_pods],
+                        "from": [SOPHIA_PODS],
                         "ports": [{"protocol": "TCP", "port": OTLP_GRPC}, {"protocol": "TCP", "port": OTLP_HTTP}],
                     }
                 ],

@@ -136,9 +136,12 @@ def build(config: StackConfig) -> None:
         gpu = spec.config_name in config.gpu_services
         env: dict[str, pulumi.Input[str]] = {"SOPHIA_ENVIRONMENT": config.environment}
         secret_env: dict[str, tuple[pulumi.Input[str], str]] = {}
+        annotations: dict[str, pulumi.Input[str]] = {}
         if spec.uses_redis:
             env["REDIS_URL"] = redis.url
             secret_env["REDIS_PASSWORD"] = (redis.secret_name, "password")
+            # Environment from a Secret is read at start: restart with a new password.
+            annotations["sophia.ai/redis-config-hash"] = redis.config_hash
         services[spec.name] = Service(
             spec.name,
             ServiceArgs(
@@ -151,6 +154,7 @@ def build(config: StackConfig) -> None:
                 component=spec.component,
                 env=env,
                 secret_env=secret_env,
+                pod_annotations=annotations,
                 env_from_secrets=[snowflake.secret_name] if spec.uses_snowflake else [],
                 public=spec.public,
                 external_https=spec.external_https,

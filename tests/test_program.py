@@ -278,3 +278,15 @@ def test_stack_outputs(run_stack: RunStack, stack: str):
     assert ("kubeconfig" in outputs) is (stack == "sophia-ai-production")
     if stack == "sophia-ai-production":
         assert outputs["kubeconfig"] == "[secret]"
+
+
+def test_redis_clients_restart_with_a_new_password(run_stack: RunStack):
+    run = run_stack("sophia-ai-dev")
+    redis_hash = run.get("StatefulSet", "redis-statefulset").inputs["spec"]["template"]["metadata"]["annotations"][
+        "sophia.ai/config-hash"
+    ]
+    assert len(redis_hash) == 64 and "SENTINEL" not in redis_hash
+    for service in ("orchestrator", "memory"):
+        annotations = deployment(run, service)["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {"sophia.ai/redis-config-hash": redis_hash}
+    assert deployment(run, "mcp-gong")["spec"]["template"]["metadata"]["annotations"] == {}

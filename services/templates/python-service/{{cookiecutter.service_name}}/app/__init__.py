@@ -1,0 +1,1 @@
+"""Sophia AI {{ cookiecutter.service_name }} service."""
