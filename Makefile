@@ -65,7 +65,8 @@ workflows-lint: $(BIN)/.installed node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python .ci/workflow_shellcheck.py .github/workflows/*.yml
 
 dockerfile-lint: $(BIN)/.installed
-	@files=$$(git ls-files '*Dockerfile*'); if [ -n "$$files" ]; then $(BIN)/hadolint $$files; else echo "no Dockerfiles"; fi
+	@# The template's Dockerfile is Jinja; what it renders is checked by tests/test_services.py.
+	@files=$$(git ls-files '*Dockerfile*' ':!services/templates/**'); $(BIN)/hadolint $$files && echo "hadolint: $$files"
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.render

@@ -47,6 +47,10 @@ def test_the_template_renders_a_service_whose_tests_pass(tmp_path: Path, uses_re
     service = generate(tmp_path, service_name="notes", service_port="8123", uses_redis=uses_redis)
     assert (service / "Dockerfile").read_text().count("USER 10001:10001") == 1
     assert "EXPOSE 8123" in (service / "Dockerfile").read_text()
+    hadolint = subprocess.run(
+        [str(PROJECT / ".venv/bin/hadolint"), "Dockerfile"], cwd=service, capture_output=True, text=True, check=False
+    )
+    assert hadolint.returncode == 0, hadolint.stdout
     result = own_tests(service)
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("5 passed" if uses_redis == "yes" else "3 passed") in result.stdout
