@@ -44,6 +44,12 @@ class RedisArgs:
     retain_data: bool = False
 
 
+def redis_quote(text: str) -> str:
+    """Escape a value for a double-quoted string of redis.conf (a configured password may hold
+    quotes or backslashes)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 class Redis(pulumi.ComponentResource):
     """A single Redis with its data on a PersistentVolumeClaim, reachable only from Sophia pods.
 
@@ -79,7 +85,7 @@ class Redis(pulumi.ComponentResource):
                     "appendonly yes",
                     "appendfsync everysec",
                     "protected-mode yes",
-                    f'requirepass "{pw}"',
+                    f'requirepass "{redis_quote(pw)}"',
                     "",
                 ]
             )

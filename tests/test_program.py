@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.redis import redis_quote
 from tests.conftest import STACKS, Run, RunStack, stack_config
 
 EXPECTED = {
@@ -290,3 +291,7 @@ def test_redis_clients_restart_with_a_new_password(run_stack: RunStack):
         annotations = deployment(run, service)["spec"]["template"]["metadata"]["annotations"]
         assert annotations == {"sophia.ai/redis-config-hash": redis_hash}
     assert deployment(run, "mcp-gong")["spec"]["template"]["metadata"]["annotations"] == {}
+
+
+def test_a_configured_redis_password_is_quoted_in_its_config():
+    assert redis_quote('a"b\\c') == 'a\\"b\\\\c'
