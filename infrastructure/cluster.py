@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.k3s import K3sCluster, K3sClusterArgs
 from components.monitoring import PrometheusStack, PrometheusStackArgs
+from infrastructure.secrets import secret_output
 from stacks.model import StackConfig
 
 
@@ -40,7 +41,8 @@ def connect(config: StackConfig) -> Connection:
 def _provision(config: StackConfig) -> Connection:
     """Install k3s on the Lambda Labs host, then what the cluster itself needs."""
     assert config.lambda_ip is not None and config.lambda_instance is not None  # provision mode
-    assert config.ssh.private_key is not None  # required by the loader in provision mode
+    ssh_key = secret_output(config.ssh.private_key)
+    assert ssh_key is not None  # required by the loader in provision mode
     k3s = config.k3s
     cluster = K3sCluster(
         "k3s",
@@ -49,13 +51,13 @@ def _provision(config: StackConfig) -> Connection:
             node_name=config.lambda_instance,
             ssh_user=config.ssh.user,
             ssh_port=config.ssh.port,
-            ssh_private_key=pulumi.Output.secret(config.ssh.private_key.get_secret_value()),
+            ssh_private_key=ssh_key,
             version=k3s.version,
             node_labels=k3s.node_labels,
             dns_name=k3s.dns_name,
             agents=k3s.agents,
             keep_on_destroy=k3s.keep_on_destroy,
-            token=pulumi.Output.secret(k3s.token.get_secret_value()) if k3s.token else None,
+            token=secret_output(k3s.token),
         ),
         opts=pulumi.ResourceOptions(protect=config.environment == "production"),
     )

@@ -12,6 +12,7 @@ from components.service import Autoscaling, Service, ServiceArgs, Tracing
 from components.snowflake import SnowflakeArgs, SnowflakeConnection
 from components.telemetry import CollectorArgs, OtelCollector
 from infrastructure import catalog, cluster, sizing
+from infrastructure.secrets import secret_output
 from stacks import loader
 from stacks.model import StackConfig
 
@@ -23,10 +24,6 @@ def main() -> None:
     except loader.ConfigError as exc:
         raise pulumi.RunError(f"invalid stack configuration:\n{exc}") from None
     build(loaded.config)
-
-
-def _secret(value) -> pulumi.Output[str] | None:
-    return None if value is None else pulumi.Output.secret(value.get_secret_value())
 
 
 def build(config: StackConfig) -> None:
@@ -54,9 +51,10 @@ def build(config: StackConfig) -> None:
     ns = namespace.name
 
     auth = config.registry_auth
+    registry_password = secret_output(auth.password) if auth is not None else None
     credentials = None
-    if auth is not None and auth.password is not None:
-        credentials = RegistryCredentials(auth.server, auth.username, pulumi.Output.secret(auth.password.get_secret_value()))
+    if auth is not None and registry_password is not None:
+        credentials = RegistryCredentials(auth.server, auth.username, registry_password)
     images = ServiceImages(
         "images",
         ServiceImagesArgs(
@@ -86,7 +84,7 @@ def build(config: StackConfig) -> None:
             storage_class=config.redis.storage_class,
             cpu=config.redis.resources.cpu,
             memory=config.redis.resources.memory,
-            password=_secret(config.redis.password),
+            password=secret_output(config.redis.password),
             rotation=config.redis.password_rotation,
             retain_data=production,
         ),
@@ -104,9 +102,9 @@ def build(config: StackConfig) -> None:
             warehouse=sf.warehouse,
             database=sf.database,
             schema=sf.schema_name,
-            private_key=_secret(sf.private_key) if sf.auth == "keypair" else None,
-            private_key_passphrase=_secret(sf.private_key_passphrase) if sf.auth == "keypair" else None,
-            password=_secret(sf.password) if sf.auth == "password" else None,
+            private_key=secret_output(sf.private_key) if sf.auth == "keypair" else None,
+            private_key_passphrase=secret_output(sf.private_key_passphrase) if sf.auth == "keypair" else None,
+            password=secret_output(sf.password) if sf.auth == "password" else None,
         ),
         opts=on_cluster,
     )
