@@ -61,16 +61,14 @@ class Recorded:
         return _secret_paths(self.raw_inputs, "")
 
 
-def scrub(value: Any) -> Any:
-    """Replace every secret value by `[secret]`, keeping the keys of a secret mapping so that a
-    scrubbed Kubernetes Secret is still a well-formed object."""
+def _walk(value: Any, on_secret: Callable[[Any], Any], on_leaf: Callable[[Any], Any]) -> Any:
     if rpc.is_rpc_secret(value):
-        return _hide(rpc.unwrap_rpc_secret(value))
+        return on_secret(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
+        return {k: _walk(v, on_secret, on_leaf) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return _number(value)
+        return [_walk(v, on_secret, on_leaf) for v in value]
+    return on_leaf(value)
 
 
 def _number(value: Any) -> Any:
@@ -79,23 +77,17 @@ def _number(value: Any) -> Any:
 
 
 def _hide(value: Any) -> Any:
-    if rpc.is_rpc_secret(value):
-        return _hide(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: _hide(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_hide(v) for v in value]
-    return SECRET
+    return _walk(value, _hide, lambda _: SECRET)
+
+
+def scrub(value: Any) -> Any:
+    """Replace every secret value by `[secret]`, keeping the keys of a secret mapping so that a
+    scrubbed Kubernetes Secret is still a well-formed object."""
+    return _walk(value, _hide, _number)
 
 
 def reveal(value: Any) -> Any:
-    if rpc.is_rpc_secret(value):
-        return reveal(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal(v) for v in value]
-    return _number(value)
+    return _walk(value, reveal, _number)
 
 
 def _secret_paths(value: Any, path: str) -> list[str]:
