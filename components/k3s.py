@@ -83,10 +83,6 @@ def install_command(version: str, role: str, node_name: str, script: str) -> str
     return f"sudo -n env {assignments} bash {shlex.quote(script)}"
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class K3sCluster(pulumi.ComponentResource):
     """Installs a pinned k3s on `host` (and agents on `agents`), waits until the API server and
     the node are ready, and reads the admin kubeconfig back.
@@ -166,6 +162,21 @@ class K3sCluster(pulumi.ComponentResource):
             dial_error_limit=20,
         )
 
+    def _upload(
+        self, name: str, script: Path, connection: remote.ConnectionArgs, opts: pulumi.ResourceOptions
+    ) -> tuple[remote.CopyToRemote, str]:
+        """Copy a script to the host; replaced (re-copied) when its content changes."""
+        path = f"{self._scripts_dir}/{script.name}"
+        upload = remote.CopyToRemote(
+            name,
+            connection=connection,
+            source=pulumi.FileAsset(str(script)),
+            remote_path=path,
+            triggers=[hashlib.sha256(script.read_bytes()).hexdigest()],
+            opts=opts,
+        )
+        return upload, path
+
     def _host(
         self,
         prefix: str,
@@ -179,27 +190,10 @@ class K3sCluster(pulumi.ComponentResource):
     ) -> remote.Command:
         connection = self._connection(args, host)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
-        install_path = f"{self._scripts_dir}/{INSTALL_SCRIPT.name}"
-        uploads: list[pulumi.Resource] = [
-            remote.CopyToRemote(
-                f"{prefix}-install-script",
-                connection=connection,
-                source=pulumi.FileAsset(str(INSTALL_SCRIPT)),
-                remote_path=install_path,
-                triggers=[_digest(INSTALL_SCRIPT)],
-                opts=child,
-            )
-        ]
+        upload_install, install_path = self._upload(f"{prefix}-install-script", INSTALL_SCRIPT, connection, child)
+        uploads: list[pulumi.Resource] = [upload_install]
         if not args.keep_on_destroy:
-            remove_path = f"{self._scripts_dir}/{REMOVE_SCRIPT.name}"
-            upload_remove = remote.CopyToRemote(
-                f"{prefix}-remove-script",
-                connection=connection,
-                source=pulumi.FileAsset(str(REMOVE_SCRIPT)),
-                remote_path=remove_path,
-                triggers=[_digest(REMOVE_SCRIPT)],
-                opts=child,
-            )
+            upload_remove, remove_path = self._upload(f"{prefix}-remove-script", REMOVE_SCRIPT, connection, child)
             # Created before the install and destroyed after it: `pulumi destroy` uninstalls k3s
             # here, while a replacement of the install (which has no delete) never does.
             uploads.append(
@@ -216,7 +210,8 @@ class K3sCluster(pulumi.ComponentResource):
             connection=connection,
             create=install_command(args.version, role, node_name, install_path),
             stdin=config,
-            triggers=[_digest(INSTALL_SCRIPT)],
+            # Re-run when the uploaded script changes.
+            triggers=upload_install.triggers,
             # Progress goes to stderr; the config (with the token) is never printed.
             logging=remote.Logging.STDERR,
             opts=pulumi.ResourceOptions(

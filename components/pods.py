@@ -1,8 +1,11 @@
-"""What every Sophia pod shares: labels and the restricted security settings."""
+"""What every Sophia pod shares: labels, the restricted security settings, the disruption budget."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
 
 PART_OF = "sophia-ai"
 # A NetworkPolicy peer: every Sophia pod of the namespace.
@@ -65,3 +68,13 @@ def checkov_skips(*skips: tuple[str, str]) -> dict[str, str]:
 def resources(cpu: str, memory: str) -> dict[str, dict[str, str]]:
     """Requests equal to limits: Guaranteed QoS, so a busy neighbour cannot starve the service."""
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}}
+
+
+def disruption_budget(name: str, meta: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget:
+    """At most one pod of `name` down at a time through voluntary disruptions (drains, evictions)."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-disruption-budget",
+        metadata=meta,
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
+        opts=opts,
+    )

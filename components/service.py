@@ -18,6 +18,7 @@ from components.pods import (
     TMP_MOUNT,
     TMP_VOLUME,
     checkov_skips,
+    disruption_budget,
     labels,
     pod_security_context,
     resources,
@@ -248,9 +249,4 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
         if args.replicas > 1:
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-disruption-budget",
-                metadata=meta,
-                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
-                opts=child,
-            )
+            disruption_budget(name, meta, child)
