@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stacks.model import StackConfig
+
+# The repository root: image build contexts are relative to it, whatever the working directory
+# (under `pulumi up` the program runs in `infrastructure/`, Pulumi.yaml's `main`).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ORCHESTRATOR_PORT = 8000
 MEMORY_PORT = 8001

@@ -55,6 +55,7 @@ def build(config: StackConfig) -> None:
     credentials = None
     if auth is not None and registry_password is not None:
         credentials = RegistryCredentials(auth.server, auth.username, registry_password)
+    source_root = catalog.PROJECT_ROOT / config.images.source_root
     images = ServiceImages(
         "images",
         ServiceImagesArgs(
@@ -63,8 +64,8 @@ def build(config: StackConfig) -> None:
             tag=config.images.tag,
             builds={
                 spec.image: Build(
-                    context=f"{config.images.source_root}/{spec.context}",
-                    dockerfile=f"{config.images.source_root}/{spec.context}/{spec.dockerfile}",
+                    context=str(source_root / spec.context),
+                    dockerfile=str(source_root / spec.context / spec.dockerfile),
                     args=spec.build_args,
                 )
                 for spec in specs

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from components.redis import redis_quote
-from tests.conftest import STACKS, Run, RunStack, stack_config
+from tests.conftest import PROJECT, STACKS, Run, RunStack, stack_config
 
 EXPECTED = {
     # stack: (namespace, replicas orchestrator/memory/mcp/frontend, cpu, memory, monitoring, tracing, autoscaling)
@@ -204,13 +206,32 @@ def test_built_images_are_deployed_by_digest_with_the_shared_mcp_dockerfile(run_
         },
     )
     gong = run.get("docker:index/image:Image", "images-sophia-mcp-gong").inputs
-    assert gong["build"]["dockerfile"] == "./mcp-servers/docker/Dockerfile.mcp-server"
+    assert gong["build"]["dockerfile"] == str(PROJECT / "mcp-servers/docker/Dockerfile.mcp-server")
     assert gong["build"]["args"] == {"SERVICE": "gong"}
     assert gong["registry"]["password"] == "[secret]"
     assert container(run, "mcp-gong")["image"] == f"scoobyjava15/sophia-mcp-gong:abc123@sha256:{'0' * 64}"
     pull = run.get("core/v1:Secret", "images-pull-secret")
     assert pull.inputs["type"] == "kubernetes.io/dockerconfigjson" and pull.secret_paths() == ["stringData"]
     assert deployment(run, "orchestrator")["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def test_build_contexts_resolve_from_the_project_root_whatever_the_working_directory(
+    run_stack: RunStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # `pulumi up` runs the program in infrastructure/ (Pulumi.yaml's `main`), not the project root.
+    monkeypatch.chdir(tmp_path)
+    build = {"registry": "scoobyjava15", "tag": "abc123", "build": True}
+    run = run_stack("sophia-ai-dev", {"sophia-ai:images": build, "sophia-ai:registryAuth": {"username": "ci"}})
+    builds = {r.name: r.inputs["build"] for r in run.all("docker:index/image:Image")}
+    assert len(builds) == len(SERVICES)
+    for name, inputs in builds.items():
+        context, dockerfile = Path(inputs["context"]), Path(inputs["dockerfile"])
+        assert context.is_absolute() and context.is_relative_to(PROJECT), name
+        assert dockerfile.is_relative_to(context), name
+    for service in ("orchestrator", "memory"):
+        inputs = builds[f"images-sophia-{service}"]
+        assert Path(inputs["context"]) == PROJECT / "services" / service
+        assert Path(inputs["context"]).is_dir() and Path(inputs["dockerfile"]).is_file()
 
 
 def test_adding_an_mcp_server_is_one_line_of_configuration(run_stack: RunStack):
