@@ -38,11 +38,13 @@ class ServiceImagesArgs:
     builds: Mapping[str, Build]
     build: bool = False
     credentials: RegistryCredentials | None = None
+    # Image name -> digest of the image CI built for `tag`: deployed as `tag@digest` (when not built here).
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 class ServiceImages(pulumi.ComponentResource):
-    """Outputs: `refs` (image name -> reference to deploy; a digest when built, so an unchanged
-    build does not roll pods and a new one does), `pull_secret_name` (None without credentials)."""
+    """Outputs: `refs` (image name -> reference to deploy; a digest when built or given, so an
+    unchanged build does not roll pods and a new one does), `pull_secret_name` (None without credentials)."""
 
     refs: dict[str, pulumi.Output[str]]
     pull_secret_name: pulumi.Output[str] | None
@@ -55,7 +57,8 @@ class ServiceImages(pulumi.ComponentResource):
         for image, build in args.builds.items():
             tagged = f"{args.registry}/{image}:{args.tag}"
             if not args.build:
-                self.refs[image] = pulumi.Output.from_input(tagged)
+                digest = args.digests.get(image)
+                self.refs[image] = pulumi.Output.from_input(f"{tagged}@{digest}" if digest else tagged)
                 continue
             built = docker.Image(
                 f"{name}-{image}",

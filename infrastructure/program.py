@@ -72,6 +72,7 @@ def build(config: StackConfig) -> None:
             },
             build=config.images.build,
             credentials=credentials,
+            digests=config.images.digests,
         ),
         opts=on_cluster,
     )
@@ -163,7 +164,7 @@ def build(config: StackConfig) -> None:
                 tracing=tracing,
                 image_pull_secret=images.pull_secret_name,
                 monitoring_ready=connection.monitoring_ready,
-                image_is_digest=config.images.build,
+                image_is_digest=config.images.build or spec.image in config.images.digests,
             ),
             # Only GPU workloads wait for the GPU operator, the slowest step of a deploy.
             opts=pulumi.ResourceOptions(provider=connection.provider, depends_on=connection.gpu_ready if gpu else []),

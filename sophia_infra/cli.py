@@ -6,6 +6,7 @@ Exit codes: 0 valid, 1 invalid configuration or manifests, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -87,6 +88,29 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from sophia_infra.build_matrix import MatrixError, entries
+
+    project = _project_dir()
+    paths = [loader.stack_file(project, stack) for stack in args.stacks] or sorted(project.glob("Pulumi.*.yaml"))
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such stack file")
+    # Secrets do not matter to the images: no notes about them here.
+    configs = {path.name[len("Pulumi.") : -len(".yaml")]: loader.load_stack_file(path).config for path in paths}
+    try:
+        images = entries(configs)
+    except MatrixError as exc:
+        print(f"sophia-infra: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps({"include": images}, separators=(",", ":")))
+    else:
+        for image in images:
+            print(f"{image['repository']}  {image['dockerfile']}  {image['build-args'].replace(chr(10), ' ')}".rstrip())
+    return 0
+
+
 REFERENCE_START = "<!-- reference:start -->\n"
 REFERENCE_END = "<!-- reference:end -->"
 
@@ -124,6 +148,11 @@ def parser() -> argparse.ArgumentParser:
     with_source(render)
     render.add_argument("--out", required=True, metavar="DIR", help="output directory (DIR/STACK/...)")
     render.set_defaults(run=cmd_render)
+
+    catalog = commands.add_parser("catalog", help="the images the stacks deploy, as CI's build matrix")
+    catalog.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to include (default: every Pulumi.*.yaml)")
+    catalog.add_argument("--json", action="store_true", help='print {"include": [...]} for a GitHub Actions matrix')
+    catalog.set_defaults(run=cmd_catalog)
 
     reference = commands.add_parser("reference", help="print the configuration reference (Markdown)")
     reference.add_argument("--update", metavar="FILE", help="rewrite the reference section of FILE (the README) instead")

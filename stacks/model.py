@@ -74,6 +74,18 @@ def _host(value: str) -> str:
     return value
 
 
+_IMAGE_NAME = re.compile(r"sophia-[a-z0-9]([a-z0-9-]{0,120}[a-z0-9])?\Z")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+@_label("image -> digest map")
+def _digests(value: dict[str, str]) -> dict[str, str]:
+    for key, digest in value.items():
+        if not _IMAGE_NAME.match(key) or not _DIGEST.match(digest):
+            raise ValueError(f"must map image names (sophia-<service>) to sha256:<64 hex> digests, got {key!r}: {digest!r}")
+    return value
+
+
 @_label("label map")
 def _labels(value: dict[str, str]) -> dict[str, str]:
     for key, text in value.items():
@@ -104,6 +116,7 @@ Image = Annotated[
 ]
 Host = Annotated[str, AfterValidator(_host)]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Digests = Annotated[dict[str, str], AfterValidator(_digests)]
 K3sVersion = Annotated[
     str, AfterValidator(_pattern(_K3S_VERSION, "a full k3s release such as v1.33.5+k3s1 (not a channel)", "k3s version"))
 ]
@@ -154,6 +167,12 @@ class Images(Model):
     tag: Tag = Field(description="Image tag of every Sophia service, e.g. the git commit SHA that CI built.", examples=["0.1.0"])
     build: bool = Field(False, description="Build and push the images with pulumi-docker and deploy them by digest.")
     source_root: str = Field(".", description="Directory (relative to the project) holding `services/` and `mcp-servers/`.")
+    digests: Digests = Field(
+        {},
+        description="Digest of each image (`sophia-<service>`) built for `tag`, set by CI's deploy: the Deployments pull"
+        " `<registry>/<image>:<tag>@<digest>`, exactly what was built. Images without one are pulled by tag.",
+        examples=[{"sophia-orchestrator": "sha256:" + "0" * 64}],
+    )
 
 
 class RegistryAuth(Model):

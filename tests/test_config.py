@@ -57,7 +57,8 @@ def test_stack_values_are_those_of_the_plan():
     assert dev.mcp_servers == ["ai_memory", "hubspot", "gong", "slack"]
     assert (dev.namespace, staging.namespace, prod.namespace) == ("sophia-dev", "sophia-staging", "sophia-prod")
     assert (prod.lambda_instance, prod.lambda_ip, prod.cluster_mode) == ("sophia-ai-production", "104.171.202.64", "provision")
-    assert dev.cluster_mode == staging.cluster_mode == "kubeconfig"
+    assert dev.cluster_mode == staging.cluster_mode == "stackReference"
+    assert dev.cluster_stack == staging.cluster_stack == "sophia-ai-production"
 
 
 BROKEN = [
@@ -186,13 +187,13 @@ BROKEN = [
         "both cluster sources",
         "sophia-ai-dev",
         {"lambdaLabs:ip": "10.0.0.1", "lambdaLabs:instance": "box"},
-        f"{DEV}: kubernetes:kubeconfig: set exactly one of lambdaLabs:ip, kubernetes:kubeconfig, sophia-ai:clusterStack,"
-        " got lambdaLabs:ip and kubernetes:kubeconfig",
+        f"{DEV}: sophia-ai:clusterStack: set exactly one of lambdaLabs:ip, kubernetes:kubeconfig, sophia-ai:clusterStack,"
+        " got lambdaLabs:ip and sophia-ai:clusterStack",
     ),
     (
         "no cluster source",
         "sophia-ai-dev",
-        {"kubernetes:kubeconfig": None},
+        {"sophia-ai:clusterStack": None},
         f"{DEV}: kubernetes:kubeconfig: set exactly one of lambdaLabs:ip, kubernetes:kubeconfig, sophia-ai:clusterStack, got none of them",
     ),
     (
@@ -333,3 +334,17 @@ def test_quantities(text: str, value: str):
 def test_quantity_formatting_rounds_up():
     assert format_quantity(parse_quantity("1.0001"), "m") == "1001m"
     assert format_quantity(parse_quantity("1Gi"), "Mi") == "1024Mi"
+
+
+@pytest.mark.parametrize(
+    "digests",
+    [
+        {"sophia-orchestrator": "sha256:" + "0" * 63},
+        {"sophia-orchestrator": "sha256:" + "0" * 64 + "\n"},
+        {"orchestrator": "sha256:" + "0" * 64},
+    ],
+)
+def test_image_digests_must_be_sha256_of_sophia_images(digests: dict[str, str]):
+    images = {**stack_config("sophia-ai-dev")["sophia-ai:images"], "digests": digests}
+    [line] = check("sophia-ai-dev", {"sophia-ai:images": images})
+    assert line.startswith(f"{DEV}: sophia-ai:images.digests: must map image names (sophia-<service>) to sha256:<64 hex> digests")

@@ -234,6 +234,21 @@ def test_build_contexts_resolve_from_the_project_root_whatever_the_working_direc
         assert Path(inputs["context"]).is_dir() and Path(inputs["dockerfile"]).is_file()
 
 
+def test_digests_from_ci_pin_exactly_the_images_that_were_built(run_stack: RunStack):
+    # The deploy job sets images.tag and images.digests from the build job's outputs; an image
+    # without a digest (none built for it) is pulled by its tag.
+    tag, digest = "3f2c1ab" * 5 + "3f2c1", "sha256:" + "ab" * 32
+    images = {**stack_config("sophia-ai-production")["sophia-ai:images"], "tag": tag}
+    images["digests"] = {"sophia-orchestrator": digest, "sophia-not-deployed-here": digest}
+    run = run_stack("sophia-ai-production", {"sophia-ai:images": images})
+    assert container(run, "orchestrator")["image"] == f"scoobyjava15/sophia-orchestrator:{tag}@{digest}"
+    assert container(run, "memory")["image"] == f"scoobyjava15/sophia-memory:{tag}"
+    skips = {
+        name: " ".join(deployment(run, name)["metadata"].get("annotations", {}).values()) for name in ("orchestrator", "memory")
+    }
+    assert "CKV_K8S_43" not in skips["orchestrator"] and "CKV_K8S_43" in skips["memory"]
+
+
 def test_adding_an_mcp_server_is_one_line_of_configuration(run_stack: RunStack):
     servers = [*stack_config("sophia-ai-dev")["sophia-ai:mcpServers"], "notion"]
     run = run_stack("sophia-ai-dev", {"sophia-ai:mcpServers": servers})
@@ -263,8 +278,12 @@ def test_ingress_routes_api_and_dashboard(run_stack: RunStack):
 def test_attached_stacks_touch_no_host(run_stack: RunStack, stack: str):
     run = run_stack(stack)
     assert not [r for r in run.resources if r.type.startswith(("command:", "kubernetes:helm"))]
+    # They reach the cluster through production's kubeconfig output, never a path on a runner.
+    assert (
+        run.get("pulumi:pulumi:StackReference", "cluster-stack").inputs["name"] == stack_config(stack)["sophia-ai:clusterStack"]
+    )
     provider = run.get("pulumi:providers:kubernetes", "cluster").inputs
-    assert provider["kubeconfig"] == stack_config(stack)["kubernetes:kubeconfig"]
+    assert provider["kubeconfig"] == "[secret]"
     assert provider["namespace"] == EXPECTED[stack][0]
 
 
