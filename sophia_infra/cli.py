@@ -45,8 +45,13 @@ def _source(args: argparse.Namespace) -> tuple[str, Path]:
     return stack, path
 
 
-def _load(path: Path) -> loader.LoadedConfig:
-    loaded = loader.load_stack_file(path)
+def _load(path: Path, esc: bool = False) -> loader.LoadedConfig:
+    raw = loader.read_stack_file(path)
+    if esc:
+        from sophia_infra import esc as esc_environments
+
+        raw = esc_environments.resolve(path, raw)
+    loaded = loader.validate(raw)
     for note in loaded.notes:
         print(f"note: {note}", file=sys.stderr)
     for key in loaded.missing_secrets:
@@ -59,7 +64,7 @@ def _load(path: Path) -> loader.LoadedConfig:
 
 def cmd_check(args: argparse.Namespace) -> int:
     _, path = _source(args)
-    loaded = _load(path)
+    loaded = _load(path, esc=args.esc)
     if args.require_secrets and loaded.missing_secrets:
         for key in loaded.missing_secrets:
             print(f"{path.name}: {key}: a secret is required here", file=sys.stderr)
@@ -142,6 +147,11 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a stack's configuration")
     with_source(check)
     check.add_argument("--require-secrets", action="store_true", help="fail when a required secret is not in the file")
+    check.add_argument(
+        "--esc",
+        action="store_true",
+        help="add the Pulumi ESC environments the file imports (pulumi env get, secrets redacted; needs the Pulumi CLI)",
+    )
     check.set_defaults(run=cmd_check)
 
     render = commands.add_parser("render", help="render a stack offline under Pulumi's mock runtime")
