@@ -55,7 +55,9 @@ def check(tmp_path: Path, stack: str, *flags: str, environment: list[str] | None
     path.write_text(yaml.safe_dump(document))
     cli = shutil.which("sophia-infra", path=str(BIN))
     assert cli is not None
-    return subprocess.run([cli, "check", "--config-file", str(path), "--esc", *flags], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [cli, "check", "--config-file", str(path), "--esc", *flags], capture_output=True, text=True, check=False
+    )
 
 
 SNOWFLAKE_KEY = {"sophia-ai:snowflake": {"privateKey": "[secret]"}}
