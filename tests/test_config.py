@@ -120,7 +120,7 @@ BROKEN = [
         "zero quantity",
         "sophia-ai-dev",
         {"sophia-ai:resources": {"cpu": "0", "memory": "1Gi"}},
-        f"{DEV}: sophia-ai:resources.cpu: must be a positive Kubernetes quantity, got '0'",
+        f"{DEV}: sophia-ai:resources.cpu: must be between 1m and 256, got '0'",
     ),
     (
         "bad ip",
@@ -144,7 +144,7 @@ BROKEN = [
         "shell in k3s version",
         "sophia-ai-production",
         {"sophia-ai:k3s": {"version": "v1.33.5+k3s1 && curl x | sh"}},
-        f"{PROD}: sophia-ai:k3s.version: must be a full k3s release such as v1.33.5+k3s1 (not a channel), got 'v1.33.5+k3s1 && curl x | sh'",
+        f"{PROD}: sophia-ai:k3s.version: must be at most 24 characters long, got 'v1.33.5+k3s1 && curl x | sh'",
     ),
     (
         "k3s channel",
@@ -162,19 +162,21 @@ BROKEN = [
         "bad agent host",
         "sophia-ai-production",
         {"sophia-ai:k3s": {"agents": ["gpu-2;rm -rf /"]}},
-        f"{PROD}: sophia-ai:k3s.agents[0]: must be an IP address or a DNS name, got 'gpu-2;rm -rf /'",
+        f"{PROD}: sophia-ai:k3s.agents[0]: must be an IP address or a DNS name of another host, got 'gpu-2;rm -rf /'",
     ),
     (
         "bad node label",
         "sophia-ai-production",
         {"sophia-ai:k3s": {"nodeLabels": {"gpu": "yes please"}}},
-        f"{PROD}: sophia-ai:k3s.nodeLabels: must be Kubernetes label keys and values, got 'gpu': 'yes please'",
+        f"{PROD}: sophia-ai:k3s.nodeLabels.gpu: must be a label value (at most 63 letters, digits, '-', '_' and '.',"
+        " starting and ending with a letter or digit), got 'yes please'",
     ),
     (
         "mutable tag in production",
         "sophia-ai-production",
         {"sophia-ai:images": {"tag": "latest"}},
-        f"{PROD}: sophia-ai:images.tag: production refuses the mutable tag 'latest'; use a version or commit SHA",
+        f"{PROD}: sophia-ai:images.tag: production refuses mutable tags (dev, edge, latest, main, master, nightly, stable);"
+        " use a version or commit SHA, got 'latest'",
     ),
     (
         "one replica in production",
@@ -224,20 +226,20 @@ BROKEN = [
         "bad mcp name",
         "sophia-ai-dev",
         {"sophia-ai:mcpServers": ["Gong Server"]},
-        f"{DEV}: sophia-ai:mcpServers[0]: must be a lower-case name of letters, digits and '_', got 'Gong Server'",
+        f"{DEV}: sophia-ai:mcpServers[0]: must be a lower-case name of letters, digits and '_' (not at the end), got 'Gong Server'",
     ),
     (
         "unknown gpu service",
         "sophia-ai-dev",
         {"sophia-ai:gpuServices": ["frontend"]},
-        f"{DEV}: sophia-ai:gpuServices: unknown service 'frontend'; allowed: orchestrator, memory, ai_memory, hubspot, gong, slack",
+        f"{DEV}: sophia-ai:gpuServices[0]: must be one of orchestrator, memory, ai_memory, hubspot, gong, slack, got 'frontend'",
     ),
     ("missing required", "sophia-ai-dev", {"sophia-ai:images": None}, f"{DEV}: sophia-ai:images: is required"),
     (
         "ingress without host",
         "sophia-ai-dev",
         {"sophia-ai:ingress": {"enabled": True}},
-        f"{DEV}: sophia-ai:ingress: host is required when enabled is true",
+        f"{DEV}: sophia-ai:ingress.host: is required when enabled is true",
     ),
     (
         "autoscaler below replicas",
@@ -249,7 +251,7 @@ BROKEN = [
         "plain secret",
         "sophia-ai-dev",
         {"sophia-ai:snowflake": {**stack_config("sophia-ai-dev")["sophia-ai:snowflake"], "privateKey": "pem"}},
-        f"{DEV}: sophia-ai:snowflake.privateKey: must be set as a secret (pulumi config set --secret --path 'sophia-ai:snowflake.privateKey')",
+        f"{DEV}: sophia-ai:snowflake.privateKey: must be set as a secret (pulumi config set --secret --path 'sophia-ai:snowflake.privateKey' ...)",
     ),
 ]
 
@@ -309,7 +311,7 @@ def test_broken_stack_files(tmp_path: Path):
     bad_top.write_text("confg: {}\n")
     with pytest.raises(ConfigError, match=r"Pulumi.top.yaml: confg: unknown top-level key"):
         loader.load_stack_file(bad_top)
-    esc = tmp_path / "Pulumi.esc.yaml"
+    esc = tmp_path / "Pulumi.sophia-ai-dev.yaml"
     esc.write_text(yaml.safe_dump({"environment": ["sophia-ai/dev"], "config": stack_config("sophia-ai-dev")}))
     assert "not resolved offline" in loader.load_stack_file(esc).notes[0]
 
