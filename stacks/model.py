@@ -91,10 +91,10 @@ def _quantity(what: str, minimum: Decimal, maximum: Decimal, whole: Decimal, sho
             value = parse_quantity(text)
         except ValueError as exc:
             return str(exc)
-        if value % whole:
-            return f"must be a whole number of {what}"
         if not minimum <= value <= maximum:
             return f"must be between {shown[0]} and {shown[1]}"
+        if value % whole:  # within the bounds, exact in Decimal's 28 digits
+            return f"must be a whole number of {what}"
         return None
 
     return Text("Kubernetes quantity", MAX_QUANTITY_LENGTH, check=check)
@@ -656,7 +656,8 @@ def _ingress_needs_a_host(c: StackConfig, stack: str) -> Iterator[Problem]:
 @_check
 def _production_replicas(c: StackConfig, stack: str) -> Iterator[Problem]:
     if environment_of(c, stack) == "production":
-        for service, count in c.replicas.model_dump(by_alias=True).items():
+        for name, info in Replicas.model_fields.items():
+            service, count = info.alias or name, getattr(c.replicas, name)
             if count < MIN_PRODUCTION_REPLICAS and not (service == "frontend" and count == 0):
                 yield _problem(
                     ("sophia-ai:replicas", service), f"production needs at least {MIN_PRODUCTION_REPLICAS} replicas", count

@@ -83,7 +83,7 @@ def host_address_problem(text: str) -> str | None:
     if address is None:
         return "must be an IPv4 or IPv6 address"
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return "must not be an IPv4-mapped IPv6 address; write the IPv4 address"
+        return "must be the IPv4 address itself, not IPv4-mapped in IPv6"
     for unusable, what in (
         (address.is_unspecified, "the unspecified address"),
         (address.is_loopback, "a loopback address"),
