@@ -28,7 +28,7 @@ from stacks import loader, model, reference, stackfile
 from stacks.loader import ConfigError, RawConfig
 from stacks.quantities import is_dns_label, parse_quantity
 from stacks.stackfile import describe_path
-from tests.conftest import PROJECT, SENTINELS, engine_config, stack_config, with_secrets
+from tests.conftest import PROJECT, SENTINELS, engine_config, stack_config
 
 DEV, STAGING, PROD = "sophia-ai-dev", "sophia-ai-staging", "sophia-ai-production"
 PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-PEM-b3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -56,21 +56,32 @@ def file_lines(tmp_path: Path, stack: str, config: dict[str, Any] | str, name: s
     return []
 
 
+def _secret_spots(config: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """The sentinel secrets `config`'s stack needs: (key, field, value)."""
+    for (key, field), value in SENTINELS.items():
+        if key in ("sophia-ai:ssh", "sophia-ai:k3s") and "lambdaLabs:ip" not in config:
+            continue
+        if key == "sophia-ai:registryAuth" and key not in config:
+            continue
+        if isinstance(config.get(key, {}), dict):
+            yield key, field, value
+
+
 def with_file_secrets(stack: str, config: dict[str, Any]) -> dict[str, Any]:
     """`config` with the secrets its stack needs, as a stack file holds them."""
-    config, _ = with_secrets(config, provision="lambdaLabs:ip" in config)
-    secrets = {key for key, _field in SENTINELS}
-    return {
-        key: {k: ({"secure": "v1:c2VjcmV0"} if k in [f for s, f in SENTINELS if s == key] else v) for k, v in value.items()}
-        if key in secrets and isinstance(value, dict)
-        else value
-        for key, value in config.items()
-    }
+    config = copy.deepcopy(config)
+    for key, field, _ in _secret_spots(config):
+        config[key] = {**config.get(key, {}), field: {"secure": "v1:c2VjcmV0"}}
+    return config
 
 
 def engine_secrets(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """`config` with the secrets its stack needs, as the engine hands them over."""
-    config, keys = with_secrets(config, provision="lambdaLabs:ip" in config)
+    config = copy.deepcopy(config)
+    keys = set()
+    for key, field, value in _secret_spots(config):
+        config[key] = {**config.get(key, {}), field: value}
+        keys.add(key)
     return engine_config(config), sorted(keys)
 
 

@@ -23,6 +23,7 @@ from infrastructure import program
 from sophia_infra import cli, offline
 from stacks import loader
 from tests.conftest import STACKS, engine_config, stack_config, with_secrets
+from tests.test_config_classes import engine_lines, engine_secrets, file_lines, with_file_secrets
 from tests.test_policies import violations
 
 SENTINEL = "SENTINEL-FUZZ-SECRET"
@@ -188,12 +189,10 @@ def test_check_of_random_bytes_and_yaml_exits_0_or_1_with_lines_naming_the_file(
     assert problems and all(LINE.fullmatch(line) for line in problems), problems
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(case=typed_mutation())
 def test_check_and_the_engine_agree_on_mutated_configurations(case: tuple[str, dict[str, Any]]):
     """The same configuration, as a stack file (read offline) and as the engine hands it over."""
-    from tests.test_config_classes import engine_lines, engine_secrets, file_lines, with_file_secrets
-
     stack, config = case
     with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as tmp:
         offline_ = file_lines(Path(tmp), stack, dump(with_file_secrets(stack, config)))
@@ -248,7 +247,7 @@ def plausible(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return stack, config
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(case=plausible())
 def test_every_configuration_the_model_accepts_runs_and_passes_the_policy_pack(case: tuple[str, dict[str, Any]]):
     stack, config = case
