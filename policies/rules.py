@@ -180,7 +180,10 @@ def _production_availability(args: StackValidationArgs, report: ReportViolation)
         ]
         replicas = scalers[0].get("minReplicas", 1) if scalers else spec.get("replicas", 1)
         if replicas < MIN_PRODUCTION_REPLICAS:
-            report(f"Deployment {namespace}/{name}: production needs at least {MIN_PRODUCTION_REPLICAS} replicas, has {replicas}", deployment.urn)
+            report(
+                f"Deployment {namespace}/{name}: production needs at least {MIN_PRODUCTION_REPLICAS} replicas, has {replicas}",
+                deployment.urn,
+            )
         budgets = [
             p
             for p in by_type.get("kubernetes:policy/v1:PodDisruptionBudget", [])

@@ -121,7 +121,10 @@ def parser() -> argparse.ArgumentParser:
 
     def with_source(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "stack", nargs="?", metavar="STACK", help=f"stack name, one of {', '.join(STACK_ENVIRONMENTS)} (reads Pulumi.STACK.yaml)"
+            "stack",
+            nargs="?",
+            metavar="STACK",
+            help=f"stack name, one of {', '.join(STACK_ENVIRONMENTS)} (reads Pulumi.STACK.yaml)",
         )
         sub.add_argument(
             "--config-file", metavar="PATH", help="a stack file to read instead, held to STACK's rules (or those its name says)"

@@ -269,7 +269,8 @@ class Partial:
 @functools.cache
 def _adapter(model_type: type[BaseModel], name: str) -> TypeAdapter[Any]:
     info = model_type.model_fields[name]
-    return TypeAdapter(Annotated[info.annotation, *info.metadata]) if info.metadata else TypeAdapter(info.annotation)
+    annotation: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    return TypeAdapter(annotation)
 
 
 # --- helpers over alias paths ---------------------------------------------------------------
@@ -302,9 +303,7 @@ def _may_hold_secret(annotation: Any) -> bool:
         return True
     if any(_may_hold_secret(arg) for arg in typing.get_args(annotation) if typing.get_origin(annotation) is not typing.Annotated):
         return True
-    return any(
-        _may_hold_secret(info.annotation) for nested in _models_in(annotation) for info in nested.model_fields.values()
-    )
+    return any(_may_hold_secret(info.annotation) for nested in _models_in(annotation) for info in nested.model_fields.values())
 
 
 def _annotation_at(path: Path_) -> Any:

@@ -32,7 +32,14 @@ from policies.production import (
     is_mutable_image,
 )
 from stacks.compat import PLAN_KUBERNETES_MINORS, incompatibility
-from stacks.quantities import MAX_QUANTITY_LENGTH, host_address_problem, ip_address, is_dns_label, is_dns_name, is_host_name, parse_quantity
+from stacks.quantities import (
+    MAX_QUANTITY_LENGTH,
+    host_address_problem,
+    ip_address,
+    is_dns_name,
+    is_host_name,
+    parse_quantity,
+)
 
 Environment = Literal["dev", "staging", "production"]
 PROJECT = "sophia-ai"
@@ -166,7 +173,9 @@ Registry = Annotated[
         "a registry path such as scoobyjava15 or ghcr.io/org",
     ),
 ]
-Tag = Annotated[str, Text("image tag", 128, r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a Docker tag (letters, digits, '_', '.', '-')")]
+Tag = Annotated[
+    str, Text("image tag", 128, r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a Docker tag (letters, digits, '_', '.', '-')")
+]
 Image = Annotated[
     str,
     Text(
@@ -214,7 +223,8 @@ RegistryServer = Annotated[
 ]
 RegistryUser = Annotated[str, Text("user name", 255, r"[!-~]{1,255}", "a user name of printable characters without blanks")]
 SourceRoot = Annotated[
-    str, Text("path", 255, r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a relative directory path (letters, digits, '.', '_', '-', '/')")
+    str,
+    Text("path", 255, r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a relative directory path (letters, digits, '.', '_', '-', '/')"),
 ]
 Endpoint = Annotated[
     str,
@@ -226,7 +236,9 @@ Endpoint = Annotated[
         check=_port_in_range,
     ),
 ]
-StackReference = Annotated[str, Text("stack name", 302, r"[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}", "[org/][project/]stack")]
+StackReference = Annotated[
+    str, Text("stack name", 302, r"[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}", "[org/][project/]stack")
+]
 ContextName = Annotated[str, Text("context name", 253, r"[!-~]{1,253}", "a context name of printable characters without blanks")]
 # A path, or the kubeconfig's contents: the loader requires contents to be set as a secret.
 Kubeconfig = Annotated[str, Text("path or contents", 256 * 1024, check=_kubeconfig)]
@@ -244,7 +256,9 @@ class Model(BaseModel):
 
 
 class Replicas(Model):
-    orchestrator: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of the FastAPI orchestrator (port 8000).", examples=[3])
+    orchestrator: int = Field(
+        1, ge=1, le=MAX_REPLICAS, description="Replicas of the FastAPI orchestrator (port 8000).", examples=[3]
+    )
     memory: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of the memory service (port 8001).", examples=[3])
     mcp_servers: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of each MCP server.", examples=[2])
     frontend: int = Field(
@@ -274,7 +288,9 @@ class Images(Model):
     )
     tag: Tag = Field(description="Image tag of every Sophia service, e.g. the git commit SHA that CI built.", examples=["0.1.0"])
     build: bool = Field(False, description="Build and push the images with pulumi-docker and deploy them by digest.")
-    source_root: SourceRoot = Field(".", description="Directory (relative to the project) holding `services/` and `mcp-servers/`.")
+    source_root: SourceRoot = Field(
+        ".", description="Directory (relative to the project) holding `services/` and `mcp-servers/`."
+    )
 
 
 class RegistryAuth(Model):
@@ -289,9 +305,7 @@ class Redis(Model):
     storage_class: DnsName = Field("local-path", description="StorageClass of the volume (k3s ships local-path).")
     resources: Resources = Field(Resources(cpu="250m", memory="512Mi"), description="CPU and memory request and limit of Redis.")
     password: Secret | None = Field(None, description="Redis password. Secret; generated when unset.")
-    password_rotation: int = Field(
-        0, ge=0, le=1_000_000, description="Bump to generate a new Redis password (when generated)."
-    )
+    password_rotation: int = Field(0, ge=0, le=1_000_000, description="Bump to generate a new Redis password (when generated).")
 
 
 class Snowflake(Model):
@@ -568,7 +582,9 @@ def _host_settings_need_a_host(c: StackConfig, stack: str) -> Iterator[Problem]:
     if c.lambda_ip is None:
         for attr in ("ssh", "k3s", "gpu_operator", "monitoring_stack"):
             if attr in c.model_fields_set:
-                yield _problem((StackConfig.model_fields[attr].alias or attr,), "only applies when this stack installs k3s (lambdaLabs:ip)")
+                yield _problem(
+                    (StackConfig.model_fields[attr].alias or attr,), "only applies when this stack installs k3s (lambdaLabs:ip)"
+                )
     if (c.lambda_ip is None) != (c.lambda_instance is None):
         yield _problem(("lambdaLabs:instance",), "lambdaLabs:instance and lambdaLabs:ip go together")
 
@@ -587,7 +603,9 @@ def _cluster_stack_is_another(c: StackConfig, stack: str) -> Iterator[Problem]:
         parts = c.cluster_stack.split("/")
         project = parts[-2] if len(parts) > 1 else PROJECT
         if parts[-1] == stack and project == PROJECT:
-            yield _problem(("sophia-ai:clusterStack",), "names this stack itself; the cluster must come from another stack", c.cluster_stack)
+            yield _problem(
+                ("sophia-ai:clusterStack",), "names this stack itself; the cluster must come from another stack", c.cluster_stack
+            )
 
 
 @_check
@@ -637,7 +655,9 @@ def _autoscaler_above_replicas(c: StackConfig, stack: str) -> Iterator[Problem]:
         top = max(c.replicas.orchestrator, c.replicas.memory, c.replicas.mcp_servers, c.replicas.frontend)
         if c.autoscaler.max_replicas < top:
             yield _problem(
-                ("sophia-ai:autoscaler", "maxReplicas"), f"must be >= the largest replica count ({top})", c.autoscaler.max_replicas
+                ("sophia-ai:autoscaler", "maxReplicas"),
+                f"must be >= the largest replica count ({top})",
+                c.autoscaler.max_replicas,
             )
 
 
@@ -683,5 +703,7 @@ def _production_images(c: StackConfig, stack: str) -> Iterator[Problem]:
     for path, image, shown in (registry, *images[1:]):
         if not is_allowed_registry(image):
             yield _problem(
-                path, f"production pulls only from {', '.join(ALLOWED_REGISTRIES)} (the policy pack's list, policies/production.py)", shown
+                path,
+                f"production pulls only from {', '.join(ALLOWED_REGISTRIES)} (the policy pack's list, policies/production.py)",
+                shown,
             )

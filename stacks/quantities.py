@@ -99,9 +99,4 @@ def host_address_problem(text: str) -> str | None:
 def is_host_name(text: str) -> bool:
     """A DNS name that names a remote host: not all digits (that is a malformed address) and not
     `localhost` (RFC 6761: always this machine)."""
-    return (
-        is_dns_name(text)
-        and not text.replace(".", "").isdigit()
-        and text != "localhost"
-        and not text.endswith(".localhost")
-    )
+    return is_dns_name(text) and not text.replace(".", "").isdigit() and text != "localhost" and not text.endswith(".localhost")

@@ -79,7 +79,7 @@ class StackFile:
     secret_paths: frozenset[tuple[str | int, ...]]
 
 
-class _Problem(Exception):
+class _ReadError(Exception):
     def __init__(self, path: tuple[Any, ...], message: str):
         super().__init__(message)
         self.path, self.message = path, message
@@ -115,7 +115,7 @@ def read(name: str, data: bytes) -> StackFile:
         document = _Reader(yaml.parse(text, Loader=_Parser)).document()
     except yaml.YAMLError as exc:
         raise StackFileError([f"{name}: not valid YAML: {_yaml_problem(exc)}"]) from None
-    except _Problem as problem:
+    except _ReadError as problem:
         where = f"{describe_path(problem.path)}: " if problem.path else ""
         raise StackFileError([f"{name}: {where}{problem.message}"]) from None
     if document is None:
@@ -154,21 +154,21 @@ class _Reader:
         value = self._node(self._next(), ())
         self._next()  # DocumentEndEvent
         if not isinstance(self._next(), yaml.StreamEndEvent):
-            raise _Problem((), "holds more than one YAML document")
+            raise _ReadError((), "holds more than one YAML document")
         return value
 
     def _node(self, event: yaml.Event, path: tuple[Any, ...]) -> Any:
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _Problem(path, "YAML anchors and aliases are not supported in stack files")
-        if getattr(event, "tag", None) not in (None, "!"):
-            raise _Problem(path, f"YAML tags ({event.tag}) are not supported in stack files; quote the value instead")
+            raise _ReadError(path, "YAML anchors and aliases are not supported in stack files")
+        if (tag := getattr(event, "tag", None)) not in (None, "!"):
+            raise _ReadError(path, f"YAML tags ({tag}) are not supported in stack files; quote the value instead")
         if isinstance(event, yaml.ScalarEvent):
             return event.value if event.style else _resolve(event.value, path)
         level = len(path) - 1 if path[:1] == ("config",) else len(path) + 1
         if level > MAX_DEPTH:
-            raise _Problem(path[:2], f"nested deeper than {MAX_DEPTH} levels")
+            raise _ReadError(path[:2], f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(event, yaml.SequenceStartEvent):
-            items = []
+            items: list[Any] = []
             while not isinstance(event := self._next(), yaml.SequenceEndEvent):
                 items.append(self._node(event, (*path, len(items))))
             return items
@@ -176,18 +176,18 @@ class _Reader:
         while not isinstance(event := self._next(), yaml.MappingEndEvent):
             key = self._key(event, path)
             if key in mapping:
-                raise _Problem((*path, key), "listed twice in the same mapping (Pulumi refuses duplicate keys)")
+                raise _ReadError((*path, key), "listed twice in the same mapping (Pulumi refuses duplicate keys)")
             mapping[key] = self._node(self._next(), (*path, key))
         return mapping
 
     @staticmethod
     def _key(event: yaml.Event, path: tuple[Any, ...]) -> str:
         if not isinstance(event, yaml.ScalarEvent) or event.anchor or event.tag not in (None, "!"):
-            raise _Problem(path, "every key must be plain text")
+            raise _ReadError(path, "every key must be plain text")
         if not event.style and event.value == "<<":
-            raise _Problem(path, "YAML merge keys (<<) are not supported in stack files")
+            raise _ReadError(path, "YAML merge keys (<<) are not supported in stack files")
         if not event.style and not isinstance(_resolve(event.value, path), str):
-            raise _Problem(path, f"key {_short_repr(event.value)} is not text; quote it")
+            raise _ReadError(path, f"key {_short_repr(event.value)} is not text; quote it")
         return event.value
 
 
@@ -196,7 +196,7 @@ def _resolve(text: str, path: tuple[Any, ...]) -> Any:
     if text in _CONSTANTS:
         value = _CONSTANTS[text]
         if isinstance(value, float) and not math.isfinite(value):
-            raise _Problem(path, f"{text} is not a value Pulumi can pass to a program")
+            raise _ReadError(path, f"{text} is not a value Pulumi can pass to a program")
         return value
     first = text[:1]
     if first == ".":
@@ -215,9 +215,9 @@ def _resolve(text: str, path: tuple[Any, ...]) -> Any:
         if -(2**63) <= number < 2**63 or (plain[0] not in "+-" and number < 2**64):
             return number
     if _FLOAT.fullmatch(plain):
-        number = float(plain)
-        if math.isfinite(number):
-            return number
+        real = float(plain)
+        if math.isfinite(real):
+            return real
     return text
 
 

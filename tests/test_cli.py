@@ -143,7 +143,14 @@ def test_the_reference_example_is_a_valid_production_stack_file(tmp_path: Path, 
     assert cli.main(["check", "--config-file", str(path)]) == 0, capsys.readouterr().err
     # Each way of attaching to a cluster instead is a valid staging file too.
     config = yaml.safe_load(block)["config"]
-    for key in ("lambdaLabs:ip", "lambdaLabs:instance", "sophia-ai:ssh", "sophia-ai:k3s", "sophia-ai:gpuOperator", "sophia-ai:monitoringStack"):
+    for key in (
+        "lambdaLabs:ip",
+        "lambdaLabs:instance",
+        "sophia-ai:ssh",
+        "sophia-ai:k3s",
+        "sophia-ai:gpuOperator",
+        "sophia-ai:monitoringStack",
+    ):
         config.pop(key)
     config.update({"sophia-ai:environment": "staging", "kubernetes:kubeconfig": attached["kubernetes:kubeconfig"]})
     staging = tmp_path / "Pulumi.sophia-ai-staging.yaml"

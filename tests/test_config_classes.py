@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, S104 - look-alike characters and unusable addresses are the point of these tests
 """Issue 9's classes of broken stack files, each refused, none crashing, no secret shown: one test
 (or a few) per class, with structural tests that cover keys added later."""
 
@@ -221,7 +222,9 @@ def test_agents_are_other_hosts_each_once():
         f"Pulumi.{PROD}.yaml: sophia-ai:k3s.agents[0]: is the k3s server itself, got '104.171.202.64'",
         f"Pulumi.{PROD}.yaml: sophia-ai:k3s.agents[2]: is listed twice, got '10.0.0.5'",
     ]
-    found = lines(PROD, changed(PROD, {"sophia-ai:k3s": {"agents": ["localhost", "gpu.localhost"], "dnsName": "k3s.example.com"}}))
+    found = lines(
+        PROD, changed(PROD, {"sophia-ai:k3s": {"agents": ["localhost", "gpu.localhost"], "dnsName": "k3s.example.com"}})
+    )
     assert len(found) == 2 and all(": must be an IP address or a DNS name of another host" in line for line in found)
     ipv6 = {"lambdaLabs:ip": "2001:db8::10", "sophia-ai:k3s": {"agents": ["2001:DB8:0::10", "2001:db8::11", "gpu-2.example.com"]}}
     assert lines(PROD, changed(PROD, ipv6)) == [
@@ -285,13 +288,15 @@ def test_every_text_number_list_and_map_of_the_model_is_bounded():
             continue
         kind = node.get("type")
         if kind == "string" and "enum" not in node and "const" not in node:
-            if "minLength" not in node or "maxLength" not in node:
+            if (
+                "minLength" not in node
+                or "maxLength" not in node
+                or (node["minLength"] < 1 and not where.endswith("/additionalProperties"))
+            ):
                 unbounded.append(where)
-            elif node["minLength"] < 1 and not where.endswith("/additionalProperties"):  # label values may be empty
-                unbounded.append(where)
-        elif kind == "integer" and ("minimum" not in node or "maximum" not in node):
-            unbounded.append(where)
-        elif kind == "array" and "maxItems" not in node:
+        elif (kind == "integer" and ("minimum" not in node or "maximum" not in node)) or (
+            kind == "array" and "maxItems" not in node
+        ):
             unbounded.append(where)
         elif kind == "object" and "additionalProperties" in node and node["additionalProperties"] is not False:
             names = node.get("propertyNames", {})
@@ -460,9 +465,9 @@ BROKEN_FILES: dict[str, bytes] = {
     "empty": b"",
     "comments only": b"# nothing here\n",
     "alias bomb": (
-        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nconfig:\n  sophia-ai:mcpServers: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
-    ).encode(),
+        b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nconfig:\n  sophia-ai:mcpServers: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+    ),
     "5000 deep": _deep(5000).encode(),
     "33 deep": _deep(33).encode(),
     "duplicate config key": b"config:\n  sophia-ai:environment: production\n  sophia-ai:environment: dev\n",
@@ -490,7 +495,9 @@ def test_any_broken_file_is_one_clear_exit_1(tmp_path: Path, content: bytes, cap
 
 def test_duplicate_keys_are_refused_naming_the_key(tmp_path: Path):
     found = file_lines(tmp_path, PROD, BROKEN_FILES["duplicate config key"].decode())
-    assert found == [f"Pulumi.{PROD}.yaml: sophia-ai:environment: listed twice in the same mapping (Pulumi refuses duplicate keys)"]
+    assert found == [
+        f"Pulumi.{PROD}.yaml: sophia-ai:environment: listed twice in the same mapping (Pulumi refuses duplicate keys)"
+    ]
 
 
 # --- 9. secrets are never shown --------------------------------------------------------------
@@ -570,7 +577,11 @@ def test_check_and_the_engine_read_yaml_spellings_alike(
 
 
 def test_a_date_is_named_as_such_on_both_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    found = file_lines(tmp_path, DEV, yaml.safe_dump({"config": with_file_secrets(DEV, stack_config(DEV))}).replace("tag: 0.1.0", "tag: 2024-01-01"))
+    found = file_lines(
+        tmp_path,
+        DEV,
+        yaml.safe_dump({"config": with_file_secrets(DEV, stack_config(DEV))}).replace("tag: 0.1.0", "tag: 2024-01-01"),
+    )
     assert found == [f"Pulumi.{DEV}.yaml: sophia-ai:images.tag: is an unquoted YAML date or time; write it in quotes"]
 
 
@@ -612,11 +623,11 @@ def test_a_field_error_does_not_hide_the_rules_across_keys():
 def test_the_production_rules_are_defined_once():
     assert rules.PRODUCTION_STACK is production.PRODUCTION_STACK
     assert rules.is_mutable_image is production.is_mutable_image and model.is_mutable_image is production.is_mutable_image
-    assert rules.DEFAULT_REGISTRIES == list(production.ALLOWED_REGISTRIES)
+    assert list(production.ALLOWED_REGISTRIES) == rules.DEFAULT_REGISTRIES
     for source in (PROJECT / "stacks", PROJECT / "policies"):
         for path in source.glob("*.py"):
             if path.name != "production.py":
-                assert "frozenset({\"latest\"" not in path.read_text(), path
+                assert 'frozenset({"latest"' not in path.read_text(), path
 
 
 def test_the_shared_rules_need_only_the_standard_library():
@@ -642,7 +653,12 @@ def test_the_policy_pack_imports_from_its_own_directory_alone(tmp_path: Path):
         "print(len(rules.POLICIES), rules.PRODUCTION_STACK is production.PRODUCTION_STACK)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-I", "-c", script], cwd=pack, capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]}
+        [sys.executable, "-I", "-c", script],
+        cwd=pack,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"]},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(len(rules.POLICIES)), "True"]

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - look-alike characters are part of the fuzzing alphabet
 """Property tests with a fixed budget: mutated stack files, random YAML and random bytes never
 crash `check` or show a secret, and every configuration the model accepts runs through the
 program and passes the policy pack."""
@@ -44,11 +45,18 @@ def dump(config: dict[str, Any]) -> str:
     return yaml.dump({"config": config}, Dumper=_QuotedDumper, sort_keys=False, allow_unicode=True)
 
 
-_scalars = st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12) | st.sampled_from(
-    ["", " ", "latest", "0", "-1", "1e3", "yes", "2024-01-01", "500m", "1Gi", "fe80::1%x", "10.0.0.1", "a\nb", "５"]
+_scalars = (
+    st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["", " ", "latest", "0", "-1", "1e3", "yes", "2024-01-01", "500m", "1Gi", "fe80::1%x", "10.0.0.1", "a\nb", "５"]
+    )
 )
 _keys = st.text(max_size=10).filter(lambda k: k != "secure")
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3), max_leaves=6)
+_values = st.recursive(
+    _scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3), max_leaves=6
+)
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -172,7 +180,10 @@ def damaged_text(draw: st.DrawFn) -> bytes:
     text = draw(st.sampled_from(_texts))
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(text)))
-        insert = draw(st.sampled_from(["&a ", "*a", "!!", "<<: ", "\t", "---\n", "{", "]", ": ", "\n  - ", "'", '"', "\x00", "#"]) | st.text(max_size=5))
+        insert = draw(
+            st.sampled_from(["&a ", "*a", "!!", "<<: ", "\t", "---\n", "{", "]", ": ", "\n  - ", "'", '"', "\x00", "#"])
+            | st.text(max_size=5)
+        )
         cut = draw(st.integers(0, 8))
         text = text[:at] + insert + text[at + cut :]
     return text.encode("utf-8", "surrogatepass")
@@ -221,7 +232,9 @@ def plausible(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     config["sophia-ai:autoscaler"] = {"maxReplicas": draw(st.integers(1, 8)), "targetCpuUtilization": draw(st.integers(10, 100))}
     servers = draw(st.lists(st.sampled_from(_SERVERS), min_size=1, max_size=5, unique=True))
     config["sophia-ai:mcpServers"] = servers
-    config["sophia-ai:gpuServices"] = draw(st.lists(st.sampled_from(["orchestrator", "memory", *servers]), max_size=2, unique=True))
+    config["sophia-ai:gpuServices"] = draw(
+        st.lists(st.sampled_from(["orchestrator", "memory", *servers]), max_size=2, unique=True)
+    )
     config["sophia-ai:resources"] = {
         "cpu": draw(st.sampled_from(["1m", "250m", "1", "2000m", "256"])),
         "memory": draw(st.sampled_from(["4Mi", "512Mi", "4Gi", "2Ti"])),
@@ -240,7 +253,9 @@ def plausible(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         config["sophia-ai:telemetry"] = {"exporterEndpoint": "tempo.monitoring.svc:4317"}
     if stack == "sophia-ai-production":
         config["sophia-ai:k3s"] = {
-            "agents": draw(st.lists(st.sampled_from(["104.171.202.65", "2001:db8::7", "gpu-2.example.com"]), max_size=2, unique=True)),
+            "agents": draw(
+                st.lists(st.sampled_from(["104.171.202.65", "2001:db8::7", "gpu-2.example.com"]), max_size=2, unique=True)
+            ),
             "nodeLabels": draw(st.sampled_from([{"gpu": "true"}, {"sophia.ai/pool": "a100", "gpu": ""}])),
         }
         config["sophia-ai:gpuOperator"] = {"smokeTest": draw(st.booleans())}
