@@ -31,7 +31,7 @@ from policies.production import (
     is_allowed_registry,
     is_mutable_image,
 )
-from stacks.compat import PLAN_KUBERNETES_MINORS, incompatibility
+from stacks.compat import MIN_CHART_FOR_CONTAINERD2, PLAN_KUBERNETES_MINORS, incompatibility
 from stacks.quantities import (
     MAX_QUANTITY_LENGTH,
     host_address_problem,
@@ -610,8 +610,14 @@ def _cluster_stack_is_another(c: StackConfig, stack: str) -> Iterator[Problem]:
 
 @_check
 def _gpu_operator_fits_k3s(c: StackConfig, stack: str) -> Iterator[Problem]:
-    if c.lambda_ip is not None and (reason := incompatibility(c.k3s.version, c.gpu_operator.chart_version)):
-        yield _problem(("sophia-ai:gpuOperator", "chartVersion"), reason)
+    # The reason names both versions; the problem names the keys, so no value of a key marked secret shows.
+    if c.lambda_ip is not None and incompatibility(c.k3s.version, c.gpu_operator.chart_version):
+        yield _problem(
+            ("sophia-ai:gpuOperator", "chartVersion"),
+            "this gpu-operator chart cannot configure the containerd 2.0 of the configured k3s (sophia-ai:k3s.version);"
+            f" use chart v{'.'.join(map(str, MIN_CHART_FOR_CONTAINERD2))} or newer",
+            c.gpu_operator.chart_version,
+        )
 
 
 @_check
@@ -644,7 +650,9 @@ def _gpu_services_known(c: StackConfig, stack: str) -> Iterator[Problem]:
     allowed = ["orchestrator", "memory", *c.mcp_servers]
     for index, service in enumerate(c.gpu_services):
         if service not in allowed:
-            yield _problem(("sophia-ai:gpuServices", index), f"must be one of {', '.join(allowed)}", service)
+            yield _problem(
+                ("sophia-ai:gpuServices", index), "must be orchestrator, memory or one of sophia-ai:mcpServers", service
+            )
         elif service in c.gpu_services[:index]:
             yield _problem(("sophia-ai:gpuServices", index), "is listed twice", service)
 
@@ -656,7 +664,7 @@ def _autoscaler_above_replicas(c: StackConfig, stack: str) -> Iterator[Problem]:
         if c.autoscaler.max_replicas < top:
             yield _problem(
                 ("sophia-ai:autoscaler", "maxReplicas"),
-                f"must be >= the largest replica count ({top})",
+                "must be >= the largest count of sophia-ai:replicas",
                 c.autoscaler.max_replicas,
             )
 

@@ -608,7 +608,7 @@ def test_a_field_error_does_not_hide_the_rules_across_keys():
         "sophia-ai:ingress.tlsSecret: must be a DNS name",
         "sophia-ai:ingress.host: is required when enabled is true",
         "kubernetes:context: has no meaning",
-        "sophia-ai:gpuServices[0]: must be one of",
+        "sophia-ai:gpuServices[0]: must be orchestrator, memory or one of",
     ):
         assert any(line.startswith(f"Pulumi.{PROD}.yaml: {expected}") for line in found), (expected, found)
     # ...while a broken key gives no rule across keys a wrong value to complain about.
