@@ -662,3 +662,13 @@ def test_the_policy_pack_imports_from_its_own_directory_alone(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(len(rules.POLICIES)), "True"]
+
+
+def test_the_plan_s_kubernetes_versions_are_those_kubernetes_validate_ships():
+    import kubernetes_validate.utils
+
+    from stacks.compat import PLAN_KUBERNETES_MINORS
+
+    minors = sorted({int(version.split(".")[1]) for version in kubernetes_validate.utils.all_versions()})
+    assert range(minors[0], minors[-1] + 1) == PLAN_KUBERNETES_MINORS
+    assert lines(DEV, changed(DEV, {"sophia-ai:kubernetesVersion": f"1.{minors[-1] + 1}.0"}))
