@@ -34,7 +34,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 check: $(BIN)/.installed
-	@for stack in $(STACKS); do $(BIN)/sophia-infra check $$stack || exit 1; done
+	@for stack in $(STACKS) sophia-ai-ci; do $(BIN)/sophia-infra check $$stack || exit 1; done
 
 # checkov over the rendered manifests of every stack, offline; zero failed checks is the baseline.
 scan: plan $(SCAN_VENV)/.installed

@@ -1,5 +1,5 @@
-"""One Sophia AI service: Deployment, Service, NetworkPolicy and, with the features on, its
-HorizontalPodAutoscaler, PodDisruptionBudget and ServiceMonitor."""
+"""One Sophia AI service: Deployment, Service, NetworkPolicy, a PodDisruptionBudget when it runs
+more than one replica and, with the features on, its HorizontalPodAutoscaler and ServiceMonitor."""
 
 from __future__ import annotations
 
@@ -181,6 +181,9 @@ class Service(pulumi.ComponentResource):
             opts=child,
         )
         self._network_policy(name, args, child)
+        # A drain never takes more than one replica at a time, with or without an autoscaler.
+        if args.replicas > 1:
+            disruption_budget(name, meta, child)
         if args.autoscaling is not None:
             self._autoscaling(name, args, args.autoscaling, deployment, child)
         if args.monitoring:
@@ -248,5 +251,3 @@ class Service(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if args.replicas > 1:
-            disruption_budget(name, meta, child)

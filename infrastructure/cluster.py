@@ -31,7 +31,8 @@ class Connection:
 
 def connect(config: StackConfig) -> Connection:
     if config.cluster_mode == "kubeconfig":
-        return Connection(_provider(config.kubeconfig, config))
+        # Contents of a kubeconfig are a secret (state, plan, logs); a path stays a path.
+        return Connection(_provider(secret_output(config.kubeconfig_secret) or config.kubeconfig, config))
     if config.cluster_mode == "stackReference":
         reference = pulumi.StackReference("cluster-stack", stack_name=config.cluster_stack)
         return Connection(_provider(reference.get_output("kubeconfig"), config))
@@ -92,8 +93,15 @@ def _provision(config: StackConfig) -> Connection:
 def _provider(kubeconfig: pulumi.Input[str] | None, config: StackConfig) -> k8s.Provider:
     return k8s.Provider(
         "cluster",
-        kubeconfig=kubeconfig,
+        # An empty kubeconfig would send the provider to the ambient one ($KUBECONFIG, ~/.kube).
+        kubeconfig=pulumi.Output.from_input(kubeconfig).apply(_not_blank),
         context=config.kube_context,
         # Never fall back to the ambient kubeconfig or namespace of whoever runs `pulumi up`.
         namespace=config.namespace,
     )
+
+
+def _not_blank(kubeconfig: str | None) -> str:
+    if not kubeconfig or not kubeconfig.strip():
+        raise ValueError("the cluster's kubeconfig is empty; refusing to fall back to an ambient kubeconfig")
+    return kubeconfig

@@ -1,7 +1,8 @@
 """The Sophia AI guardrails as Pulumi CrossGuard policies.
 
 Only this module's policies; the pack (`__main__.py`) constructs the PolicyPack, which starts a
-server. Self-contained (pulumi-policy only): the pack runs in a virtualenv of its own.
+server. Self-contained (pulumi-policy and the standard-library `production.py` beside it): the pack
+runs in a virtualenv of its own.
 """
 
 from __future__ import annotations
@@ -19,9 +20,26 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-PRODUCTION_STACK = "sophia-ai-production"
-MUTABLE_TAGS = frozenset({"latest", "main", "master", "stable", "edge", "nightly", "dev"})
-DEFAULT_REGISTRIES = ["scoobyjava15/", "redis:", "otel/opentelemetry-collector:", "nvcr.io/nvidia/"]
+if __package__:  # imported as `policies.rules` (the tests, the project's tooling)
+    from .production import (
+        ALLOWED_REGISTRIES,
+        K3S_VERSION,
+        MIN_PRODUCTION_REPLICAS,
+        PRODUCTION_STACK,
+        is_allowed_registry,
+        is_mutable_image,
+    )
+else:  # the pack runtime runs `policies/` itself: `from rules import POLICIES`
+    from production import (  # type: ignore[no-redef]
+        ALLOWED_REGISTRIES,
+        K3S_VERSION,
+        MIN_PRODUCTION_REPLICAS,
+        PRODUCTION_STACK,
+        is_allowed_registry,
+        is_mutable_image,
+    )
+
+DEFAULT_REGISTRIES = list(ALLOWED_REGISTRIES)
 _POD_TEMPLATES = {
     "kubernetes:apps/v1:Deployment",
     "kubernetes:apps/v1:StatefulSet",
@@ -29,9 +47,9 @@ _POD_TEMPLATES = {
     "kubernetes:batch/v1:Job",
 }
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL|PASSPHRASE", re.IGNORECASE)
-_K3S_VERSION = re.compile(r"K3S_VERSION=['\"]?v1\.\d+\.\d+\+k3s\d+['\"]?(\s|$)")
+_K3S_VERSION = re.compile(rf"K3S_VERSION=['\"]?{K3S_VERSION}['\"]?(\s|$)")
 _KUBECONFIG_644 = re.compile(r"write-kubeconfig-mode[\"']?\s*[:=]?\s*[\"']?0?644")
-_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+_CHART_VERSION = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?")
 
 
 def stack_of(urn: str) -> str:
@@ -94,12 +112,10 @@ def _image_provenance(args: ResourceValidationArgs, report: ReportViolation) -> 
     production = stack_of(args.urn) == PRODUCTION_STACK
     for container in containers(pod):
         image = str(container.get("image", ""))
-        if not any(image.startswith(prefix) for prefix in registries):
+        if not is_allowed_registry(image, registries):
             report(f"container {container.get('name')}: image {image!r} is not from an allowed registry {registries}", None)
-        if production and "@sha256:" not in image:
-            repository, _, tag = image.rpartition(":")
-            if not repository or "/" in tag or tag in MUTABLE_TAGS:
-                report(f"container {container.get('name')}: production needs an immutable tag or digest, got {image!r}", None)
+        if production and is_mutable_image(image):
+            report(f"container {container.get('name')}: production needs an immutable tag or digest, got {image!r}", None)
 
 
 def _no_plain_secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -133,7 +149,7 @@ def _helm_chart_pinned(args: ResourceValidationArgs, report: ReportViolation) ->
     if not args.resource_type.startswith("kubernetes:helm.sh/"):
         return
     version = str(args.props.get("version") or "")
-    if not _CHART_VERSION.match(version):
+    if not _CHART_VERSION.fullmatch(version):
         report(f"Helm chart {args.props.get('chart')!r} must pin an exact version, got {version or 'none'!r}", None)
 
 
@@ -163,8 +179,11 @@ def _production_availability(args: StackValidationArgs, report: ReportViolation)
             and (h.props.get("metadata") or {}).get("namespace") == namespace
         ]
         replicas = scalers[0].get("minReplicas", 1) if scalers else spec.get("replicas", 1)
-        if replicas < 2:
-            report(f"Deployment {namespace}/{name}: production needs at least 2 replicas, has {replicas}", deployment.urn)
+        if replicas < MIN_PRODUCTION_REPLICAS:
+            report(
+                f"Deployment {namespace}/{name}: production needs at least {MIN_PRODUCTION_REPLICAS} replicas, has {replicas}",
+                deployment.urn,
+            )
         budgets = [
             p
             for p in by_type.get("kubernetes:policy/v1:PodDisruptionBudget", [])

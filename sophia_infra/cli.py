@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from policies.production import STACK_ENVIRONMENTS
 from stacks import loader
 
 EXIT_INVALID = 1
@@ -30,23 +31,30 @@ def _project_dir() -> Path:
 
 
 def _source(args: argparse.Namespace) -> tuple[str, Path]:
-    """The stack name and its stack file, from STACK or --config-file."""
-    if (args.stack is None) == (args.config_file is None):
-        raise UsageError("give either STACK or --config-file PATH")
-    if args.config_file is not None:
-        path = Path(args.config_file)
-        name = path.name
-        stack = name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else path.stem
+    """The stack name and its stack file: STACK reads the project's Pulumi.STACK.yaml; --config-file
+    reads another file, held to the rules of STACK, or of the stack its name says
+    (Pulumi.<stack>.yaml). The stack's name decides its environment, so one is always known."""
+    if args.config_file is None:
+        if args.stack is None:
+            raise UsageError("give STACK, or --config-file PATH (with STACK unless PATH is named Pulumi.<stack>.yaml)")
+        stack, path = args.stack, loader.stack_file(_project_dir(), args.stack)
     else:
-        stack = args.stack
-        path = loader.stack_file(_project_dir(), stack)
+        path = Path(args.config_file)
+        stack = args.stack or loader.stack_of_file(path.name)
+        if stack is None:
+            raise UsageError(
+                f"{path}: which stack is this file for? Name the stack too: check STACK --config-file {path}"
+                f" ({', '.join(STACK_ENVIRONMENTS)})"
+            )
+    if stack not in STACK_ENVIRONMENTS:
+        raise UsageError(f"{stack}: not a stack of this project ({', '.join(STACK_ENVIRONMENTS)})")
     if not path.is_file():
         raise UsageError(f"{path}: no such stack file")
     return stack, path
 
 
-def _load(path: Path, esc: bool = False) -> loader.LoadedConfig:
-    raw = loader.read_stack_file(path)
+def _load(stack: str, path: Path, esc: bool = False) -> loader.LoadedConfig:
+    raw = loader.read_stack_file(path, stack)
     if esc:
         from sophia_infra import esc as esc_environments
 
@@ -63,14 +71,14 @@ def _load(path: Path, esc: bool = False) -> loader.LoadedConfig:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    _, path = _source(args)
-    loaded = _load(path, esc=args.esc)
+    stack, path = _source(args)
+    loaded = _load(stack, path, esc=args.esc)
     if args.require_secrets and loaded.missing_secrets:
         for key in loaded.missing_secrets:
             print(f"{path.name}: {key}: a secret is required here", file=sys.stderr)
         return EXIT_INVALID
     config = loaded.config
-    print(f"{path.name}: valid ({config.environment}, namespace {config.namespace}, cluster: {config.cluster_mode})")
+    print(f"{path.name}: valid as {stack} ({config.environment}, namespace {config.namespace}, cluster: {config.cluster_mode})")
     return 0
 
 
@@ -78,7 +86,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from sophia_infra import render  # imports the Pulumi SDKs: only when rendering
 
     stack, path = _source(args)
-    loaded = _load(path)
+    loaded = _load(stack, path)
     plan = render.plan(stack, loaded)
     problems = render.validate(plan)
     if problems:
@@ -141,8 +149,15 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
 
     def with_source(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("stack", nargs="?", metavar="STACK", help="stack name, e.g. sophia-ai-dev (reads Pulumi.STACK.yaml)")
-        sub.add_argument("--config-file", metavar="PATH", help="a stack file to read instead")
+        sub.add_argument(
+            "stack",
+            nargs="?",
+            metavar="STACK",
+            help=f"stack name, one of {', '.join(STACK_ENVIRONMENTS)} (reads Pulumi.STACK.yaml)",
+        )
+        sub.add_argument(
+            "--config-file", metavar="PATH", help="a stack file to read instead, held to STACK's rules (or those its name says)"
+        )
 
     check = commands.add_parser("check", help="validate a stack's configuration")
     with_source(check)

@@ -64,7 +64,7 @@ def merge(raw: RawConfig, layers: list[dict[str, Any]], names: list[str]) -> Raw
     secret_paths = set(raw.secret_paths)
     values = _merged(_redacted(environment, (), secret_paths), raw.values)
     note = f"{raw.source}: ESC environments {', '.join(names)} read with their secrets redacted"
-    return RawConfig(raw.source, values, frozenset(secret_paths), offline=True, notes=(*raw.notes, note))
+    return RawConfig(raw.source, values, frozenset(secret_paths), offline=True, notes=(*raw.notes, note), stack=raw.stack)
 
 
 def _merged(base: Any, over: Any) -> Any:

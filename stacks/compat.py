@@ -16,11 +16,14 @@ _FIRST_ALL_CONTAINERD2_MINOR = 33
 DROP_IN_CHART = (25, 10, 0)
 MIN_CHART_FOR_CONTAINERD2 = (25, 3, 0)
 K3S_CONTAINERD_DIR = "/var/lib/rancher/k3s/agent/etc/containerd"
+# Kubernetes minor versions the offline plan can validate manifests against: those whose schemas
+# the pinned kubernetes-validate ships (a test keeps the two in step).
+PLAN_KUBERNETES_MINORS = range(25, 38)
 
 
 def version_tuple(version: str) -> tuple[int, int, int]:
     """`v1.33.5+k3s1` -> (1, 33, 5); `v25.10.0` -> (25, 10, 0)."""
-    match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", version)
+    match = re.match(r"v?([0-9]+)\.([0-9]+)\.([0-9]+)", version, re.ASCII)
     if not match:
         raise ValueError(f"not a version: {version!r}")
     major, minor, patch = (int(part) for part in match.groups())

@@ -1,27 +1,39 @@
 """Reads a stack's configuration (from its stack file offline, from the engine under Pulumi) and
-validates it into a `StackConfig`, reporting every problem at once with the file and key path."""
+validates it into a `StackConfig`, reporting every problem at once, one line each, with the file
+and key path.
+
+Both sources end in the same form, the one `pulumi up` hands the program (one text per key,
+mappings and lists as JSON: `stacks/stackfile.py` reads a file as Pulumi does), and go through
+the same `validate`, so `sophia-infra check` and the program accept and refuse the same
+configurations with the same lines. No line ever shows a value that is or may be a secret
+(`_got`).
+"""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import re
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, cast
 
-import yaml
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
-from stacks.model import StackConfig
+from stacks import model, stackfile
+from stacks.model import PROJECT, StackConfig
+from stacks.stackfile import GO_TIME, MAX_DEPTH, SECRET_PLACEHOLDER, StackFileError, describe_path
 
-SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - what secrets show as offline
-PROJECT = "sophia-ai"
+__all__ = ["PROJECT", "SECRET_PLACEHOLDER", "ConfigError", "LoadedConfig", "RawConfig"]
+
 # Keys of a stack file besides `config` that Pulumi itself owns.
 _STACK_FILE_KEYS = {"config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt"}
-# Config namespaces that belong to the engine, not to this program.
-_ENGINE_NAMESPACES = ("pulumi:",)
+# Config keys of the engine's own namespace that this program reads; the others are Pulumi's.
+_ENGINE_KEYS_READ = {"pulumi:disable-default-providers"}
 
 Path_ = tuple[str | int, ...]
 
@@ -40,10 +52,17 @@ class RawConfig:
 
     source: str
     values: dict[str, Any]
+    # Offline: each secure value's path; under the engine: the keys it marks secret.
     secret_paths: frozenset[Path_] = field(default_factory=frozenset)
     # True when the values come from a file whose secrets were not decrypted.
     offline: bool = False
     notes: tuple[str, ...] = ()
+    # The stack these values are for; None takes it from `source` (`Pulumi.<stack>.yaml`).
+    stack: str | None = None
+
+    @property
+    def stack_name(self) -> str | None:
+        return self.stack or stack_of_file(self.source)
 
 
 @dataclass(frozen=True)
@@ -58,45 +77,36 @@ def stack_file(project_dir: Path, stack: str) -> Path:
     return project_dir / f"Pulumi.{stack}.yaml"
 
 
-def read_stack_file(path: Path) -> RawConfig:
+def stack_of_file(name: str) -> str | None:
+    """`Pulumi.sophia-ai-dev.yaml` -> `sophia-ai-dev`; None for a file not named so."""
+    match = re.fullmatch(r"Pulumi\.(.+)\.yaml", name)
+    return match[1] if match else None
+
+
+def read_stack_file(path: Path, stack: str | None = None) -> RawConfig:
     """Read a stack file without decrypting anything: secure values become placeholders."""
     name = path.name
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        with path.open("rb") as file:
+            data = file.read(stackfile.MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([f"{name}: cannot read: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{name}: not valid YAML: {exc}".replace("\n", " ")]) from exc
-    if not isinstance(document, dict):
-        raise ConfigError([f"{name}: must be a mapping with a `config:` section"])
+        raise ConfigError([f"{name}: cannot read: {exc.strerror}"]) from None
+    try:
+        parsed = stackfile.read(name, data)
+    except StackFileError as exc:
+        raise ConfigError(exc.lines) from None
     problems = [
-        f"{name}: {key}: unknown top-level key; allowed: {', '.join(sorted(_STACK_FILE_KEYS))}"
-        for key in document
+        f"{name}: {describe_path((key,))}: unknown top-level key; allowed: {', '.join(sorted(_STACK_FILE_KEYS))}"
+        for key in parsed.document
         if key not in _STACK_FILE_KEYS
     ]
-    config = document.get("config") or {}
-    if not isinstance(config, dict):
-        problems.append(f"{name}: config: must be a mapping of keys to values")
-        config = {}
     if problems:
         raise ConfigError(problems)
-    secret_paths: set[Path_] = set()
-    values = {str(key): _strip_secure(value, (str(key),), secret_paths) for key, value in config.items()}
     notes: tuple[str, ...] = ()
-    if document.get("environment"):
-        notes = (f"{name}: imports Pulumi ESC environments {document['environment']}; they are not resolved offline",)
-    return RawConfig(name, values, frozenset(secret_paths), offline=True, notes=notes)
-
-
-def _strip_secure(value: Any, path: Path_, secret_paths: set[Path_]) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            secret_paths.add(path)
-            return SECRET_PLACEHOLDER
-        return {k: _strip_secure(v, (*path, str(k)), secret_paths) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_secure(v, (*path, i), secret_paths) for i, v in enumerate(value)]
-    return value
+    if parsed.document.get("environment"):
+        notes = (f"{name}: imports Pulumi ESC environments; they are not resolved offline",)
+    values = {key: _decode(text) for key, text in parsed.config.items()}
+    return RawConfig(name, values, parsed.secret_paths, offline=True, notes=notes, stack=stack)
 
 
 def read_runtime(stack: str) -> RawConfig:
@@ -107,52 +117,98 @@ def read_runtime(stack: str) -> RawConfig:
     secret_keys = set(runtime_config.get_config_secret_keys_env())
     secret_keys |= {key for key in values if runtime_config.is_config_secret(key)}
     return RawConfig(
-        f"Pulumi.{stack}.yaml", {key: _decode(value) for key, value in values.items()}, frozenset((key,) for key in secret_keys)
+        f"Pulumi.{stack}.yaml",
+        {key: _decode(value) for key, value in values.items()},
+        frozenset((key,) for key in secret_keys),
+        stack=stack,
     )
 
 
+class _TooDeep:
+    """A value nested deeper than a stack file may be (Python's JSON reader gives up first)."""
+
+
 def _decode(value: Any) -> Any:
-    """The engine passes objects and lists as JSON text and scalars as plain text."""
+    """The engine passes objects and lists as JSON text, scalars as plain text (a YAML null as
+    the text `null`)."""
+    if value == "null":
+        return None
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return json.loads(value)
+        except RecursionError:
+            return _TooDeep()
         except json.JSONDecodeError:
             return value
     return value
 
 
+def _depth(value: Any) -> int:
+    """Nesting of mappings and lists (a scalar is 0), without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        current, level = todo.pop()
+        if isinstance(current, dict | list):
+            level += 1
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                todo.extend((child, level) for child in (current.values() if isinstance(current, dict) else current))
+    return deepest
+
+
+def load_stack_file(path: Path, stack: str | None = None) -> LoadedConfig:
+    return validate(read_stack_file(path, stack))
+
+
 def validate(raw: RawConfig) -> LoadedConfig:
     """Validate `raw`; raise `ConfigError` listing every problem, each with file and key path."""
-    values = {key: value for key, value in raw.values.items() if not key.startswith(_ENGINE_NAMESPACES)}
+    stack = raw.stack_name
+    if stack is None:
+        raise ConfigError([f"{raw.source}: cannot tell which stack this is for; name it Pulumi.<stack>.yaml"])
+    values: dict[str, Any] = {}
+    early: list[model.Problem] = []
+    for key, value in raw.values.items():
+        if key.startswith("pulumi:") and key not in _ENGINE_KEYS_READ:
+            continue
+        if value is None:
+            early.append(model.Problem((key,), "has no value; give it one or remove the key"))
+        elif isinstance(value, _TooDeep) or _depth(value) > MAX_DEPTH:
+            early.append(model.Problem((key,), f"nested deeper than {MAX_DEPTH} levels"))
+        else:
+            values[key] = value
+    lines = [_line(raw, problem) for problem in early]
     try:
-        config = StackConfig.model_validate(values)
+        config: StackConfig | None = StackConfig.model_validate(values)
+        errors: list[Any] = []
     except ValidationError as exc:
-        raise ConfigError([f"{raw.source}: {line}" for line in _describe(exc, values, raw.secret_paths)]) from None
-    problems = [
-        f"{raw.source}: {_key(path)}: must be set as a secret (pulumi config set --secret --path '{_key(path)}')"
-        for path in _secret_fields(config)
+        config, errors = None, exc.errors()
+    preempted = {problem.path for problem in early}
+    errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in preempted)]
+    lines += [_describe(raw, error) for error in errors]
+    invalid = frozenset({tuple(e["loc"]) for e in errors} | preempted)
+    view = config if config is not None else cast(StackConfig, Partial(StackConfig, values, (), invalid))
+    lines += [_line(raw, problem) for problem in model.problems(view, stack)]
+    lines += [
+        f"{raw.source}: {describe_path(path)}: must be set as a secret"
+        f" (pulumi config set --secret{' --path' if len(path) > 1 else ''} '{describe_path(path)}' ...)"
+        for path in _secret_fields(view)
         if not _is_secret(path, raw.secret_paths)
     ]
-    if problems:
-        raise ConfigError(problems)
-    missing = [path for path in required_secrets(config) if _get(config, path) is None]
+    missing = _missing_secrets(view)
     if missing and not raw.offline:
-        raise ConfigError(
-            [
-                f"{raw.source}: {_key(path)}: a secret is required here"
-                f" (pulumi config set --secret --path '{_key(path)}' ..., or from Pulumi ESC)"
-                for path in missing
-            ]
-        )
+        lines += [
+            f"{raw.source}: {describe_path(path)}: a secret is required here"
+            f" (pulumi config set --secret --path '{describe_path(path)}' ..., or from Pulumi ESC)"
+            for path in missing
+        ]
+    if lines:
+        raise ConfigError(list(dict.fromkeys(lines)))
+    assert config is not None
     if missing:
         for path in missing:
             _set(values, path, SECRET_PLACEHOLDER)
         config = StackConfig.model_validate(values)
-    return LoadedConfig(config, tuple(_key(path) for path in missing), raw.notes)
-
-
-def load_stack_file(path: Path) -> LoadedConfig:
-    return validate(read_stack_file(path))
+    return LoadedConfig(config, tuple(describe_path(path) for path in missing), raw.notes)
 
 
 def required_secrets(config: StackConfig) -> list[Path_]:
@@ -167,28 +223,71 @@ def required_secrets(config: StackConfig) -> list[Path_]:
     return needed
 
 
+def _missing_secrets(view: StackConfig) -> list[Path_]:
+    try:
+        return [path for path in required_secrets(view) if _get(view, path) is None]
+    except model.Unknown:
+        return []
+
+
+# --- the valid part of an invalid configuration ---------------------------------------------
+
+
+class Partial:
+    """What did validate of a configuration that did not, read like the model: a field that failed
+    (or sits inside one that failed) raises `model.Unknown`, so that the checks across keys run on
+    everything else and a broken key hides no other key's problem."""
+
+    def __init__(self, model_type: type[BaseModel], data: Any, path: Path_, invalid: frozenset[Path_]):
+        self.model_type, self._data, self._path, self._invalid = model_type, data, path, invalid
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        return {name for name, info in self.model_type.model_fields.items() if (info.alias or name) in self._data}
+
+    def __getattr__(self, name: str) -> Any:
+        info = self.model_type.model_fields.get(name)
+        if info is None:
+            member = getattr(self.model_type, name, None)
+            if isinstance(member, property) and member.fget is not None:
+                return member.fget(self)  # the model's properties read the fields through here
+            raise AttributeError(name)
+        alias = info.alias or name
+        path = (*self._path, alias)
+        broken = [bad for bad in self._invalid if bad[: len(path)] == path or path[: len(bad)] == bad]
+        value = self._data.get(alias) if isinstance(self._data, dict) else None
+        if broken:
+            nested = _models_in(info.annotation)
+            if nested and isinstance(value, dict) and all(len(bad) > len(path) for bad in broken):
+                return Partial(nested[0], value, path, self._invalid)
+            raise model.Unknown(path)
+        if alias not in self._data:
+            return info.get_default(call_default_factory=True)
+        return _adapter(self.model_type, name).validate_python(value)
+
+
+@functools.cache
+def _adapter(model_type: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model_type.model_fields[name]
+    annotation: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    return TypeAdapter(annotation)
+
+
 # --- helpers over alias paths ---------------------------------------------------------------
-
-
-def _key(path: Path_) -> str:
-    text = str(path[0])
-    for part in path[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
 
 
 def _is_secret(path: Path_, secret_paths: frozenset[Path_]) -> bool:
     return any(path[: len(prefix)] == prefix for prefix in secret_paths)
 
 
-def _fields_by_alias(model: type[BaseModel]) -> dict[str, tuple[str, Any]]:
-    return {(info.alias or name): (name, info.annotation) for name, info in model.model_fields.items()}
+def _fields_by_alias(model_type: type[BaseModel]) -> dict[str, tuple[str, Any]]:
+    return {(info.alias or name): (name, info.annotation) for name, info in model_type.model_fields.items()}
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list, typing.Annotated):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list, dict, typing.Annotated):
         return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
     return []
 
@@ -197,37 +296,51 @@ def _is_secret_type(annotation: Any) -> bool:
     return annotation is SecretStr or any(_is_secret_type(arg) for arg in typing.get_args(annotation))
 
 
-def _model_at(path: Path_) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = StackConfig
+def _may_hold_secret(annotation: Any) -> bool:
+    """A secret, a kubeconfig (its contents are one), or a mapping with secrets inside: a secret
+    given where such a key expected a mapping is still a secret."""
+    if _is_secret_type(annotation) or annotation == model.Kubeconfig:
+        return True
+    if any(_may_hold_secret(arg) for arg in typing.get_args(annotation) if typing.get_origin(annotation) is not typing.Annotated):
+        return True
+    return any(_may_hold_secret(info.annotation) for nested in _models_in(annotation) for info in nested.model_fields.values())
+
+
+def _annotation_at(path: Path_) -> Any:
+    """The annotation of the key at `path`, or None for a key the model does not have."""
+    annotation: Any = StackConfig
     for part in path:
-        if model is None:
+        if isinstance(part, int) or part == "[key]":
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[-1] if args else None
+            continue
+        models = _models_in(annotation)
+        found = _fields_by_alias(models[0]).get(part) if models else None
+        if found is None:
             return None
-        if isinstance(part, int):
+        annotation = found[1]
+    return annotation
+
+
+def _secret_fields(view: Any, prefix: Path_ = ()) -> Iterator[Path_]:
+    """Alias paths of the keys that hold a secret (kubeconfig contents included)."""
+    model_type = view.model_type if isinstance(view, Partial) else type(view)
+    for name, info in model_type.model_fields.items():
+        path = (*prefix, info.alias or name)
+        try:
+            value = getattr(view, name)
+        except model.Unknown:
             continue
-        found = _fields_by_alias(model).get(part)
-        models = _models_in(found[1]) if found else []
-        model = models[0] if models else None
-    return model
+        if isinstance(value, SecretStr) or (name == "kubeconfig" and value and model.is_kubeconfig_contents(value)):
+            yield path
+        elif isinstance(value, BaseModel | Partial):
+            yield from _secret_fields(value, path)
 
 
-def _secret_fields(config: BaseModel, prefix: Path_ = ()) -> list[Path_]:
-    """Alias paths of the secret fields that hold a value."""
-    paths: list[Path_] = []
-    for alias, (name, annotation) in _fields_by_alias(type(config)).items():
-        value = getattr(config, name)
-        if value is None:
-            continue
-        if _is_secret_type(annotation):
-            paths.append((*prefix, alias))
-        elif isinstance(value, BaseModel):
-            paths.extend(_secret_fields(value, (*prefix, alias)))
-    return paths
-
-
-def _get(config: BaseModel, path: Path_) -> Any:
-    value: Any = config
+def _get(view: Any, path: Path_) -> Any:
+    value = view
     for alias in path:
-        value = getattr(value, _fields_by_alias(type(value))[str(alias)][0])
+        value = getattr(value, _fields_by_alias(value.model_type if isinstance(value, Partial) else type(value))[str(alias)][0])
     return value
 
 
@@ -237,61 +350,83 @@ def _set(values: dict[str, Any], path: Path_, value: Any) -> None:
     values[str(path[-1])] = value
 
 
-def _describe(exc: ValidationError, values: dict[str, Any], secret_paths: frozenset[Path_]) -> list[str]:
-    lines: list[str] = []
-    for error in exc.errors():
-        path: Path_ = tuple(error["loc"])
-        if error["type"] == "value_error" and not path:
-            # Cross-field checks report "key: message" lines of their own.
-            lines.extend(str(error["ctx"]["error"]).splitlines())
-            continue
-        is_secret = _is_secret(path, secret_paths) or _names_secret(path)
-        lines.append(f"{_key(path)}: {_message(error, path, show_input=not is_secret)}")
-    return lines
+# --- messages -------------------------------------------------------------------------------
 
 
-def _names_secret(path: Path_) -> bool:
-    parent = _model_at(path[:-1])
-    found = _fields_by_alias(parent).get(str(path[-1])) if parent else None
-    return bool(found and _is_secret_type(found[1]))
+def _line(raw: RawConfig, problem: model.Problem) -> str:
+    where = f"{describe_path(problem.path)}: " if problem.path else ""
+    got = _got(raw, problem.path, problem.got) if problem.has_got else ""
+    return f"{raw.source}: {where}{problem.message}{got}"
 
 
-def _message(error: Any, path: Path_, show_input: bool) -> str:
+def _got(raw: RawConfig, path: Path_, value: Any) -> str:
+    """The one rule for showing a value: never one that is, or may be, a secret (a key holding a
+    secret, offline or as the engine marks it, anything inside it, or a key whose type is or holds
+    a secret), and only a short, one-line form of the others."""
+    hidden = {secret[:1] for secret in raw.secret_paths} | set(raw.secret_paths)
+    if _is_secret(path, frozenset(hidden)) or _may_hold_secret(_annotation_at(path)):
+        return ""
+    if isinstance(value, str):
+        return f", got {stackfile._short_repr(value, 60)}"
+    if isinstance(value, dict):
+        return ", got a mapping"
+    if isinstance(value, list):
+        return ", got a list"
+    return f", got {json.dumps(value)}"
+
+
+def _describe(raw: RawConfig, error: Any) -> str:
+    loc: Path_ = tuple(error["loc"])
+    path = loc[:-1] if loc[-1:] == ("[key]",) else loc
+    message = _message(error, loc)
+    value = error.get("input")
+    if isinstance(value, str) and GO_TIME.fullmatch(value) and error["type"] != "missing":
+        message, show = "is an unquoted YAML date or time; write it in quotes", False
+    else:
+        show = "input" in error and error["type"] not in ("missing", "extra_forbidden")
+    got = _got(raw, path, value) if show else ""
+    return f"{raw.source}: {describe_path(path)}: {message}{got}"
+
+
+def _message(error: Any, loc: Path_) -> str:
     kind, ctx = error["type"], error.get("ctx", {})
-    got = f", got {error['input']!r}" if show_input and "input" in error else ""
+    key = "the key " if loc[-1:] == ("[key]",) else ""
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        return _unknown_key(path)
+        return _unknown_key(loc)
     if kind in ("greater_than_equal", "less_than_equal"):
         op = ">=" if kind == "greater_than_equal" else "<="
-        return f"must be {op} {ctx['ge' if op == '>=' else 'le']}{got}"
+        return f"must be {op} {ctx['ge' if op == '>=' else 'le']}"
     if kind == "literal_error":
-        return f"must be one of {ctx['expected']}{got}"
+        return f"must be one of {ctx['expected']}"
     if kind.startswith("int_"):
-        return f"must be a whole number{got}"
+        return "must be a whole number"
     if kind.startswith("bool_"):
-        return f"must be true or false{got}"
+        return "must be true or false"
     if kind in ("string_type", "model_type", "model_attributes_type", "dict_type", "list_type"):
-        wanted = {"string_type": "a string", "list_type": "a list"}.get(kind, "a mapping of keys to values")
-        return f"must be {wanted}{got}"
+        wanted = {"string_type": "text", "list_type": "a list"}.get(kind, "a mapping of keys to values")
+        return f"must be {key}{wanted}"
+    if kind == "string_too_short":
+        return f"{key}must not be empty"
+    if kind == "string_too_long" or (kind == "too_long" and _is_secret_type(_annotation_at(loc))):
+        return f"{key}must be at most {ctx['max_length']} characters long"
+    if kind == "too_short" and _is_secret_type(_annotation_at(loc)):
+        return "must not be empty"
     if kind in ("too_short", "too_long"):
         bound = "at least" if kind == "too_short" else "at most"
-        count = ctx.get("min_length", ctx.get("max_length"))
-        return f"must have {bound} {count} entries"
-    if kind == "string_pattern_mismatch":
-        return f"must match {ctx['pattern']}{got}"
+        return f"must have {bound} {ctx.get('min_length', ctx.get('max_length'))} entries"
     if kind == "value_error":
-        return str(ctx["error"])
-    return f"{error['msg']}{got}"
+        return f"{key}{ctx['error']}"
+    return f"{key}{error['msg']}"
 
 
 def _unknown_key(path: Path_) -> str:
     key = str(path[-1])
-    parent = _model_at(path[:-1])
-    allowed = sorted(_fields_by_alias(parent)) if parent else []
+    parent = _models_in(_annotation_at(path[:-1]))
+    allowed = sorted(_fields_by_alias(parent[0])) if parent else []
     if len(path) == 1 and ":" not in key and f"{PROJECT}:{key}" in allowed:
         return f"unknown key; config keys are namespaced, did you mean '{PROJECT}:{key}'?"
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if len(key) <= 64 else []
     hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
     return f"unknown key; {hint}"

@@ -1,174 +1,303 @@
 """The stack configuration model: every key a stack file may set, typed, defaulted and validated.
 
 Field descriptions and `examples` feed the configuration reference (`sophia-infra reference`), so
-they are written for the people who edit the stack files.
+they are written for the people who edit the stack files; the reference's example (examples and
+defaults of every key) is itself a valid production stack file.
+
+Every text value has a length its consumer accepts and, unless it is a secret, a pattern matched
+whole and in ASCII only (`Text`). Numbers are strict: `true` is not a replica count. Rules that
+involve more than one key are `CHECKS`, run on whatever part of a configuration is valid, so a
+broken key never hides another key's problem.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
-from stacks.compat import incompatibility
-from stacks.quantities import is_dns_name, is_host, is_ip, parse_quantity
+from policies.production import (
+    ALLOWED_REGISTRIES,
+    K3S_VERSION,
+    MIN_PRODUCTION_REPLICAS,
+    MUTABLE_TAGS,
+    STACK_ENVIRONMENTS,
+    is_allowed_registry,
+    is_mutable_image,
+)
+from stacks.compat import MIN_CHART_FOR_CONTAINERD2, PLAN_KUBERNETES_MINORS, incompatibility
+from stacks.quantities import (
+    MAX_QUANTITY_LENGTH,
+    host_address_problem,
+    ip_address,
+    is_dns_name,
+    is_host_name,
+    parse_quantity,
+)
 
 Environment = Literal["dev", "staging", "production"]
-
+PROJECT = "sophia-ai"
 NAMESPACES: dict[str, str] = {"dev": "sophia-dev", "staging": "sophia-staging", "production": "sophia-prod"}
 
-# Tags that name a moving target: a rollout with them is not reproducible.
-MUTABLE_TAGS = frozenset({"latest", "main", "master", "stable", "edge", "nightly", "dev"})
-
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REGISTRY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-_IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
-_MCP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-_STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
-_K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
-_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
-_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-def _label(text: str):
-    """Name a validator's type for the configuration reference."""
-
-    def mark(func):
-        func.label = text
-        return func
-
-    return mark
+# Per-container bounds: less than a millicore or a whole byte is not a Kubernetes amount, and no
+# single GPU host we run on offers more than 256 cores or 2 TiB (a pod asking more never schedules).
+MIN_CONTAINER_CPU, MAX_CONTAINER_CPU = Decimal("0.001"), Decimal(256)
+MIN_CONTAINER_MEMORY, MAX_CONTAINER_MEMORY = Decimal(4 * 2**20), Decimal(2 * 2**40)
+MIN_STORAGE, MAX_STORAGE = Decimal(2**20), Decimal(64 * 2**40)
+MAX_REPLICAS = 100  # the HorizontalPodAutoscaler's bound, too
+MAX_AGENTS = 16
+# Node names are `<instance>` and `<instance>-agent-<n>`; the kubelet labels each node with its
+# name (kubernetes.io/hostname), and a label value has at most 63 characters.
+MAX_INSTANCE_NAME = 63 - len(f"-agent-{MAX_AGENTS}")
+# Label prefixes a kubelet may not set on its own node (NodeRestriction, KEP "Bounding
+# Self-Labeling Kubelets"): k3s registers its node labels through the kubelet, which refuses to
+# start on them. The few kubelet-owned exceptions (kubernetes.io/hostname, node.kubernetes.io/
+# instance-type, topology...) describe the host itself and are the kubelet's to set, not ours.
+_RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 
 
-@_label("Kubernetes quantity")
-def _quantity(value: str) -> str:
-    if parse_quantity(value) <= 0:
-        raise ValueError(f"must be a positive Kubernetes quantity, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class Text:
+    """What a text key accepts: `min_length`..`max_length` characters, matching `pattern` as a
+    whole in ASCII only (a `$` would also match before a trailing newline, `\\d` other scripts'
+    digits), then passing `check` (which returns a problem or None). Its problems never quote the
+    value: the loader adds ", got ..." unless the value may be a secret. `label` names the type in
+    the configuration reference."""
+
+    label: str
+    max_length: int
+    pattern: str | None = None
+    what: str = ""
+    check: Callable[[str], str | None] | None = None
+    min_length: int = 1
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        regex = re.compile(self.pattern, re.ASCII) if self.pattern is not None else None
+
+        def validate(value: str) -> str:
+            if regex is not None and not regex.fullmatch(value):
+                raise ValueError(f"must be {self.what}")
+            if self.check is not None and (problem := self.check(value)) is not None:
+                raise ValueError(problem)
+            return value
+
+        return core_schema.no_info_after_validator_function(
+            validate, core_schema.str_schema(min_length=self.min_length, max_length=self.max_length)
+        )
 
 
-@_label("DNS name")
-def _dns_name(value: str) -> str:
-    if not is_dns_name(value):
-        raise ValueError(f"must be a DNS name (lower-case letters, digits, '-' and '.'), got {value!r}")
-    return value
+def _quantity(what: str, minimum: Decimal, maximum: Decimal, whole: Decimal, shown: tuple[str, str]) -> Text:
+    def check(text: str) -> str | None:
+        try:
+            value = parse_quantity(text)
+        except ValueError as exc:
+            return str(exc)
+        if not minimum <= value <= maximum:
+            return f"must be between {shown[0]} and {shown[1]}"
+        if value % whole:  # within the bounds, exact in Decimal's 28 digits
+            return f"must be a whole number of {what}"
+        return None
+
+    return Text("Kubernetes quantity", MAX_QUANTITY_LENGTH, check=check)
 
 
-@_label("IP address")
-def _ip(value: str) -> str:
-    if not is_ip(value):
-        raise ValueError(f"must be an IPv4 or IPv6 address, got {value!r}")
-    return value
+def _dns_name(text: str) -> str | None:
+    return None if is_dns_name(text) else "must be a DNS name (lower-case letters, digits, '-' and '.')"
 
 
-@_label("IP address or DNS name")
-def _host(value: str) -> str:
-    if not is_host(value):
-        raise ValueError(f"must be an IP address or a DNS name, got {value!r}")
-    return value
+def _agent_host(text: str) -> str | None:
+    if ip_address(text) is not None or text.replace(".", "").isdigit() or ":" in text:
+        return host_address_problem(text)
+    return None if is_host_name(text) else "must be an IP address or a DNS name of another host"
 
 
-_IMAGE_NAME = re.compile(r"sophia-[a-z0-9]([a-z0-9-]{0,120}[a-z0-9])?\Z")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+def _label_key(text: str) -> str | None:
+    prefix, _, name = text.rpartition("/")
+    if prefix and not (len(prefix) <= 253 and is_dns_name(prefix)):
+        return "must be a label key: its prefix a DNS name of at most 253 characters"
+    if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", name, re.ASCII):
+        return "must be a label key: a name of at most 63 letters, digits, '-', '_' and '.', after an optional DNS prefix and '/'"
+    if any(prefix == domain or prefix.endswith(f".{domain}") for domain in _RESERVED_LABEL_DOMAINS):
+        return "must not use the kubernetes.io or k8s.io prefixes: the kubelet may not set them on its own node"
+    return None
 
 
-@_label("image -> digest map")
-def _digests(value: dict[str, str]) -> dict[str, str]:
-    for key, digest in value.items():
-        if not _IMAGE_NAME.match(key) or not _DIGEST.match(digest):
-            raise ValueError(f"must map image names (sophia-<service>) to sha256:<64 hex> digests, got {key!r}: {digest!r}")
-    return value
+def _in_plan_range(version: str) -> str | None:
+    if int(version.split(".")[1]) in PLAN_KUBERNETES_MINORS:
+        return None
+    return (
+        f"must be Kubernetes 1.{PLAN_KUBERNETES_MINORS.start} to 1.{PLAN_KUBERNETES_MINORS.stop - 1},"
+        " the versions the offline plan validates against"
+    )
 
 
-@_label("label map")
-def _labels(value: dict[str, str]) -> dict[str, str]:
-    for key, text in value.items():
-        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(text):
-            raise ValueError(f"must be Kubernetes label keys and values, got {key!r}: {text!r}")
-    return value
+def _port_in_range(text: str) -> str | None:
+    return None if 1 <= int(text.rsplit(":", 1)[1]) <= 65535 else "must end with a port from 1 to 65535"
 
 
-def _pattern(regex: re.Pattern[str], what: str, label: str):
-    @_label(label)
-    def check(value: str) -> str:
-        if not regex.match(value):
-            raise ValueError(f"must be {what}, got {value!r}")
-        return value
-
-    return check
+def is_kubeconfig_contents(text: str) -> bool:
+    """What the Kubernetes provider reads as kubeconfig contents rather than a file path: YAML or
+    JSON text (a path is one line; the provider reads a path only if that file exists)."""
+    stripped = text.lstrip()
+    return "\n" in text or stripped.startswith(("{", "apiVersion"))
 
 
-Quantity = Annotated[str, AfterValidator(_quantity)]
-DnsName = Annotated[str, AfterValidator(_dns_name)]
-IpAddress = Annotated[str, AfterValidator(_ip)]
+def _kubeconfig(text: str) -> str | None:
+    if is_kubeconfig_contents(text):
+        return None
+    if text != text.strip() or not re.fullmatch(r"[ -~]{1,4096}", text, re.ASCII):
+        return "must be a kubeconfig file path (printable ASCII, no surrounding blanks) or the kubeconfig's contents"
+    return None
+
+
+CpuQuantity = Annotated[str, _quantity("millicores", MIN_CONTAINER_CPU, MAX_CONTAINER_CPU, Decimal("0.001"), ("1m", "256"))]
+MemoryQuantity = Annotated[str, _quantity("bytes", MIN_CONTAINER_MEMORY, MAX_CONTAINER_MEMORY, Decimal(1), ("4Mi", "2Ti"))]
+StorageQuantity = Annotated[str, _quantity("bytes", MIN_STORAGE, MAX_STORAGE, Decimal(1), ("1Mi", "64Ti"))]
+DnsName = Annotated[str, Text("DNS name", 253, check=_dns_name)]
+InstanceName = Annotated[str, Text("DNS name", MAX_INSTANCE_NAME, check=_dns_name)]
+ServerAddress = Annotated[str, Text("IP address", 45, check=host_address_problem)]
+AgentHost = Annotated[str, Text("IP address or DNS name", 253, check=_agent_host)]
+# Registry and namespace: `<registry>/sophia-mcp-<40>` stays within a repository name's 255.
 Registry = Annotated[
-    str, AfterValidator(_pattern(_REGISTRY, "a registry path such as scoobyjava15 or ghcr.io/org", "registry path"))
+    str,
+    Text(
+        "registry path",
+        200,
+        r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*",
+        "a registry path such as scoobyjava15 or ghcr.io/org",
+    ),
 ]
-Tag = Annotated[str, AfterValidator(_pattern(_TAG, "a Docker tag (letters, digits, '_', '.', '-')", "image tag"))]
+Tag = Annotated[
+    str, Text("image tag", 128, r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a Docker tag (letters, digits, '_', '.', '-')")
+]
 Image = Annotated[
-    str, AfterValidator(_pattern(_IMAGE, "an image reference with a version tag, e.g. redis:7.4.2-alpine", "image:tag"))
+    str,
+    Text(
+        "image:tag",
+        255,
+        r"[a-z0-9]+([._/:-][a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?",
+        "an image reference with a version tag, e.g. redis:7.4.2-alpine",
+    ),
 ]
-Host = Annotated[str, AfterValidator(_host)]
-Labels = Annotated[dict[str, str], AfterValidator(_labels)]
-Digests = Annotated[dict[str, str], AfterValidator(_digests)]
+LabelKey = Annotated[str, Text("label key", 253 + 1 + 63, check=_label_key)]
+LabelValue = Annotated[
+    str,
+    Text(
+        "label value",
+        63,
+        r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?",
+        "a label value (at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit)",
+        min_length=0,
+    ),
+]
+ImageName = Annotated[
+    str, Text("image name", 128, r"sophia-[a-z0-9]([a-z0-9-]{0,120}[a-z0-9])?", "an image name sophia-<service>")
+]
+Digest = Annotated[str, Text("digest", 71, r"sha256:[0-9a-f]{64}", "a sha256:<64 hex> digest")]
 K3sVersion = Annotated[
-    str, AfterValidator(_pattern(_K3S_VERSION, "a full k3s release such as v1.33.5+k3s1 (not a channel)", "k3s version"))
+    str, Text("k3s version", 24, K3S_VERSION, "a full k3s release such as v1.33.5+k3s1 (not a channel)", check=_in_plan_range)
 ]
 ChartVersion = Annotated[
-    str, AfterValidator(_pattern(_CHART_VERSION, "an exact chart version such as v25.10.0", "chart version"))
+    str, Text("chart version", 16, r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}", "an exact chart version such as v25.10.0")
 ]
-UnixUser = Annotated[str, AfterValidator(_pattern(_UNIX_USER, "a Unix user name", "user name"))]
-McpName = Annotated[str, AfterValidator(_pattern(_MCP_NAME, "a lower-case name of letters, digits and '_'", "name"))]
+KubernetesVersion = Annotated[
+    str, Text("Kubernetes version", 11, r"1\.[0-9]{1,3}\.[0-9]{1,3}", "a Kubernetes version such as 1.33.0", check=_in_plan_range)
+]
+UnixUser = Annotated[str, Text("user name", 32, r"[a-z_][a-z0-9_-]{0,31}", "a Unix user name")]
+# `mcp-<server>` (with '_' as '-') is a Kubernetes name: a DNS label, so no '_' at the ends.
+McpName = Annotated[
+    str, Text("name", 40, r"[a-z]([a-z0-9_]{0,38}[a-z0-9])?", "a lower-case name of letters, digits and '_' (not at the end)")
+]
+ServiceName = Annotated[str, Text("service name", 40, r"[a-z][a-z0-9_]{0,39}", "a service name")]
+# Snowflake's unquoted identifiers (letters, digits, '_', '$'; at most 255) and account names.
+SnowflakeName = Annotated[
+    str, Text("identifier", 255, r"[A-Za-z_][A-Za-z0-9_$]{0,254}", "a Snowflake identifier (letters, digits, '_', '$')")
+]
+SnowflakeAccount = Annotated[
+    str, Text("account identifier", 255, r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,253}[A-Za-z0-9])?", "a Snowflake account identifier")
+]
+RegistryServer = Annotated[
+    str, Text("host[:port]", 259, r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?", "a registry host such as docker.io")
+]
+RegistryUser = Annotated[str, Text("user name", 255, r"[!-~]{1,255}", "a user name of printable characters without blanks")]
+SourceRoot = Annotated[
+    str,
+    Text("path", 255, r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a relative directory path (letters, digits, '.', '_', '-', '/')"),
+]
+Endpoint = Annotated[
+    str,
+    Text(
+        "host:port",
+        300,
+        r"(https?://)?([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-fA-F:.]{2,45}\]):[0-9]{1,5}",
+        "host:port, e.g. tempo.monitoring.svc:4317",
+        check=_port_in_range,
+    ),
+]
+StackReference = Annotated[
+    str, Text("stack name", 302, r"[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}", "[org/][project/]stack")
+]
+ContextName = Annotated[str, Text("context name", 253, r"[!-~]{1,253}", "a context name of printable characters without blanks")]
+# A path, or the kubeconfig's contents: the loader requires contents to be set as a secret.
+Kubeconfig = Annotated[str, Text("path or contents", 256 * 1024, check=_kubeconfig)]
+ProviderName = Annotated[str, Text("package", 64, r"\*|[A-Za-z0-9_-]{1,64}", "a provider package name or *")]
+# Secrets: a PEM key fits in 16 KiB, a registry token (a JSON key file, a JWT) in 8 KiB.
+Secret = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
+LongSecret = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
+KeySecret = Annotated[SecretStr, Field(min_length=1, max_length=16384)]
 
 
 class Model(BaseModel):
-    """Frozen, strict about unknown keys, camelCase in the stack files."""
+    """Frozen, strict (no `true` for 1, no "2" for 2), no unknown keys, camelCase in the stack files."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, alias_generator=to_camel, hide_input_in_errors=True)
 
 
 class Replicas(Model):
-    orchestrator: int = Field(1, ge=1, description="Replicas of the FastAPI orchestrator (port 8000).")
-    memory: int = Field(1, ge=1, description="Replicas of the memory service (port 8001).")
-    mcp_servers: int = Field(1, ge=1, description="Replicas of each MCP server.")
-    frontend: int = Field(1, ge=0, description="Replicas of the dashboard; 0 when it is hosted elsewhere.")
+    orchestrator: int = Field(
+        1, ge=1, le=MAX_REPLICAS, description="Replicas of the FastAPI orchestrator (port 8000).", examples=[3]
+    )
+    memory: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of the memory service (port 8001).", examples=[3])
+    mcp_servers: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of each MCP server.", examples=[2])
+    frontend: int = Field(
+        1, ge=0, le=MAX_REPLICAS, description="Replicas of the dashboard; 0 when it is hosted elsewhere.", examples=[2]
+    )
 
 
 class Resources(Model):
-    cpu: Quantity = Field("500m", description="CPU request and limit of each container.")
-    memory: Quantity = Field("1Gi", description="Memory request and limit of each container.")
+    cpu: CpuQuantity = Field("500m", description="CPU request and limit of each container (1m to 256).")
+    memory: MemoryQuantity = Field("1Gi", description="Memory request and limit of each container (4Mi to 2Ti, whole bytes).")
 
 
 class Features(Model):
     monitoring: bool = Field(False, description="ServiceMonitors and a metrics port for every service.")
     tracing: bool = Field(False, description="OpenTelemetry environment and a collector in the namespace.")
-    autoscaling: bool = Field(
-        False, description="A HorizontalPodAutoscaler per service, a PodDisruptionBudget when replicas > 1."
-    )
+    autoscaling: bool = Field(False, description="A HorizontalPodAutoscaler per service.")
 
 
 class Autoscaler(Model):
-    max_replicas: int = Field(6, ge=1, le=100, description="Upper bound of every HorizontalPodAutoscaler.")
+    max_replicas: int = Field(6, ge=1, le=MAX_REPLICAS, description="Upper bound of every HorizontalPodAutoscaler.")
     target_cpu_utilization: int = Field(70, ge=10, le=100, description="Average CPU utilization (percent of requests) to hold.")
 
 
 class Images(Model):
     registry: Registry = Field(
-        "scoobyjava15",
-        description="Registry and namespace of the Sophia images, `<registry>/sophia-<service>:<tag>`.",
-        examples=["ghcr.io/sophia-ai"],
+        "scoobyjava15", description="Registry and namespace of the Sophia images, `<registry>/sophia-<service>:<tag>`."
     )
     tag: Tag = Field(description="Image tag of every Sophia service, e.g. the git commit SHA that CI built.", examples=["0.1.0"])
     build: bool = Field(False, description="Build and push the images with pulumi-docker and deploy them by digest.")
-    source_root: str = Field(".", description="Directory (relative to the project) holding `services/` and `mcp-servers/`.")
-    digests: Digests = Field(
+    source_root: SourceRoot = Field(
+        ".", description="Directory (relative to the project) holding `services/` and `mcp-servers/`."
+    )
+    digests: dict[ImageName, Digest] = Field(
         {},
+        max_length=256,
         description="Digest of each image (`sophia-<service>`) built for `tag`, set by CI's deploy: the Deployments pull"
         " `<registry>/<image>:<tag>@<digest>`, exactly what was built. Images without one are pulled by tag.",
         examples=[{"sophia-orchestrator": "sha256:" + "0" * 64}],
@@ -176,50 +305,44 @@ class Images(Model):
 
 
 class RegistryAuth(Model):
-    server: str = Field("docker.io", description="Registry host the credentials are for.")
-    username: str = Field(description="Registry user.", examples=["scoobyjava15"])
-    password: SecretStr | None = Field(None, description="Registry token. Secret.")
+    server: RegistryServer = Field("docker.io", description="Registry host the credentials are for.")
+    username: RegistryUser = Field(description="Registry user.", examples=["scoobyjava15"])
+    password: LongSecret | None = Field(None, description="Registry token. Secret.")
 
 
 class Redis(Model):
     image: Image = Field("redis:7.4.2-alpine", description="Official Redis image, pinned.")
-    storage_size: Quantity = Field("8Gi", description="Size of the append-only-file volume.")
+    storage_size: StorageQuantity = Field("8Gi", description="Size of the append-only-file volume (1Mi to 64Ti, whole bytes).")
     storage_class: DnsName = Field("local-path", description="StorageClass of the volume (k3s ships local-path).")
     resources: Resources = Field(Resources(cpu="250m", memory="512Mi"), description="CPU and memory request and limit of Redis.")
-    password: SecretStr | None = Field(None, description="Redis password. Secret; generated when unset.")
-    password_rotation: int = Field(0, ge=0, description="Bump to generate a new Redis password (when generated).")
+    password: Secret | None = Field(None, description="Redis password. Secret; generated when unset.")
+    password_rotation: int = Field(0, ge=0, le=1_000_000, description="Bump to generate a new Redis password (when generated).")
 
 
 class Snowflake(Model):
-    account: str = Field(description="Snowflake account identifier.", examples=["sophiaai-prod"])
-    user: str = Field(description="Service user.", examples=["SOPHIA_APP"])
-    role: str = Field(description="Role of the service user.", examples=["SOPHIA_APP"])
-    warehouse: str = Field(description="Warehouse for queries.", examples=["SOPHIA_WH"])
-    database: str = Field(description="Database of the long-term memory.", examples=["SOPHIA_AI"])
-    schema_name: str = Field(alias="schema", description="Schema of the long-term memory.", examples=["MEMORY"])
+    account: SnowflakeAccount = Field(description="Snowflake account identifier.", examples=["sophiaai-prod"])
+    user: SnowflakeName = Field(description="Service user.", examples=["SOPHIA_APP"])
+    role: SnowflakeName = Field(description="Role of the service user.", examples=["SOPHIA_APP"])
+    warehouse: SnowflakeName = Field(description="Warehouse for queries.", examples=["SOPHIA_WH"])
+    database: SnowflakeName = Field(description="Database of the long-term memory.", examples=["SOPHIA_AI"])
+    schema_name: SnowflakeName = Field(alias="schema", description="Schema of the long-term memory.", examples=["MEMORY"])
     auth: Literal["keypair", "password"] = Field("keypair", description="Key-pair authentication (preferred) or password.")
-    private_key: SecretStr | None = Field(None, description="PEM private key for key-pair auth. Secret.")
-    private_key_passphrase: SecretStr | None = Field(None, description="Passphrase of the private key, if any. Secret.")
-    password: SecretStr | None = Field(None, description="Password for password auth. Secret.")
+    private_key: KeySecret | None = Field(None, description="PEM private key for key-pair auth. Secret.")
+    private_key_passphrase: Secret | None = Field(None, description="Passphrase of the private key, if any. Secret.")
+    password: Secret | None = Field(None, description="Password for password auth. Secret.")
 
 
 class Ingress(Model):
     enabled: bool = Field(False, description="Expose the orchestrator and the dashboard through Traefik.")
-    host: DnsName | None = Field(None, description="Public host name.", examples=["sophia.example.com"])
+    host: DnsName | None = Field(None, description="Public host name; required when enabled.", examples=["sophia.example.com"])
     tls_secret: DnsName | None = Field(
         None, description="Name of an existing TLS Secret in the namespace.", examples=["sophia-tls"]
     )
 
-    @model_validator(mode="after")
-    def _host_when_enabled(self) -> Ingress:
-        if self.enabled and not self.host:
-            raise ValueError("host is required when enabled is true")
-        return self
-
 
 class Telemetry(Model):
     collector_image: Image = Field("otel/opentelemetry-collector:0.119.0", description="OpenTelemetry Collector image, pinned.")
-    exporter_endpoint: str | None = Field(
+    exporter_endpoint: Endpoint | None = Field(
         None,
         description="OTLP/gRPC endpoint the collector exports to; unset exports to the collector's log.",
         examples=["tempo.monitoring.svc:4317"],
@@ -229,7 +352,7 @@ class Telemetry(Model):
 class Ssh(Model):
     user: UnixUser = Field("ubuntu", description="SSH user on the hosts (Lambda Stack images use `ubuntu`, with sudo).")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
-    private_key: SecretStr | None = Field(None, description="SSH private key (OpenSSH PEM). Secret; required to provision.")
+    private_key: KeySecret | None = Field(None, description="SSH private key (OpenSSH PEM). Secret; required to provision.")
 
 
 class K3s(Model):
@@ -239,20 +362,27 @@ class K3s(Model):
         description="DNS name of the server, added to the API certificate and used in the kubeconfig.",
         examples=["k3s.sophia.example.com"],
     )
-    node_labels: Labels = Field(
+    node_labels: dict[LabelKey, LabelValue] = Field(
         {"node-role": "worker", "gpu": "true", "storage": "ssd"},
-        description="Labels of every node (set at registration, reconciled through the API afterwards).",
+        max_length=64,
+        description="Labels of every node (set at registration, reconciled through the API afterwards);"
+        " not under kubernetes.io or k8s.io, which a kubelet may not set on itself.",
     )
-    agents: list[Host] = Field([], description="Extra GPU hosts that join as k3s agents.", examples=[["104.171.202.65"]])
+    agents: list[AgentHost] = Field(
+        [],
+        max_length=MAX_AGENTS,
+        description="Extra GPU hosts that join as k3s agents (not the server, none twice).",
+        examples=[["104.171.202.65"]],
+    )
     keep_on_destroy: bool = Field(False, description="Leave k3s installed when the stack is destroyed.")
-    token: SecretStr | None = Field(None, description="Cluster join token. Secret; generated when unset.")
+    token: Secret | None = Field(None, description="Cluster join token. Secret; generated when unset.")
 
 
 class GpuOperator(Model):
     chart_version: ChartVersion = Field("v25.10.0", description="Version of NVIDIA's `gpu-operator` Helm chart.")
     driver_enabled: bool = Field(False, description="Let the operator install the driver (false: Lambda Stack preinstalls it).")
     smoke_test: bool | None = Field(
-        None, description="Run a cuda-vectoradd Job that must succeed; unset means on in production only."
+        None, description="Run a cuda-vectoradd Job that must succeed; unset means on in production only.", examples=[True]
     )
 
 
@@ -262,13 +392,22 @@ class MonitoringStack(Model):
     )
 
 
-class StackConfig(BaseModel):
+class StackConfig(Model):
     """Everything a stack file sets. Keys are the full Pulumi config keys."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, hide_input_in_errors=True)
 
+    disable_default_providers: list[ProviderName] | None = Field(
+        None,
+        alias="pulumi:disable-default-providers",
+        max_length=64,
+        description="Pulumi's own key; must list `kubernetes`, so that every object goes through the stack's one provider.",
+        examples=[["kubernetes"]],
+    )
     environment: Environment = Field(
-        alias="sophia-ai:environment", description="Which environment this stack is.", examples=["production"]
+        alias="sophia-ai:environment",
+        description="Which environment this stack is; must be the one its name says.",
+        examples=["production"],
     )
     replicas: Replicas = Field(Replicas(), alias="sophia-ai:replicas", description="Replicas per service.")
     resources: Resources = Field(Resources(), alias="sophia-ai:resources", description="Per-container resources.")
@@ -278,11 +417,12 @@ class StackConfig(BaseModel):
         alias="sophia-ai:mcpServers",
         min_length=1,
         max_length=64,
-        description="MCP servers to run, one Deployment each.",
+        description="MCP servers to run, one Deployment each (`mcp-<name>`, '_' as '-').",
     )
-    gpu_services: list[str] = Field(
+    gpu_services: list[ServiceName] = Field(
         [],
         alias="sophia-ai:gpuServices",
+        max_length=66,
         description="Services that get one NVIDIA GPU each (`orchestrator`, `memory` or an MCP server);"
         " only they wait for the GPU operator.",
         examples=[["memory"]],
@@ -296,31 +436,33 @@ class StackConfig(BaseModel):
     snowflake: Snowflake = Field(alias="sophia-ai:snowflake", description="Snowflake, the long-term (L2/L3) memory.")
     ingress: Ingress = Field(Ingress(), alias="sophia-ai:ingress", description="Optional Traefik ingress.")
     telemetry: Telemetry = Field(Telemetry(), alias="sophia-ai:telemetry", description="Tracing pipeline.")
-    kubernetes_version: str = Field(
+    kubernetes_version: KubernetesVersion = Field(
         "1.33.0",
         alias="sophia-ai:kubernetesVersion",
-        pattern=r"^1\.\d+\.\d+$",
         description="Kubernetes version of an attached cluster, for schema validation of the plan.",
     )
-    cluster_stack: str | None = Field(
+    cluster_stack: StackReference | None = Field(
         None,
         alias="sophia-ai:clusterStack",
-        description="Stack whose `kubeconfig` output is the cluster (instead of kubernetes:kubeconfig).",
+        description="Stack whose `kubeconfig` output is the cluster (instead of kubernetes:kubeconfig); not this stack.",
         examples=["organization/sophia-ai/sophia-ai-production"],
     )
-    kubeconfig: str | None = Field(
+    kubeconfig: Kubeconfig | None = Field(
         None,
         alias="kubernetes:kubeconfig",
-        description="Path to (or contents of) the kubeconfig of an existing cluster.",
+        description="Path to the kubeconfig of an existing cluster, or its contents (then a secret).",
         examples=["~/.kube/config-dev"],
     )
-    kube_context: str | None = Field(
-        None, alias="kubernetes:context", description="Context in that kubeconfig.", examples=["sophia-dev"]
+    kube_context: ContextName | None = Field(
+        None,
+        alias="kubernetes:context",
+        description="Context in that kubeconfig (not with lambdaLabs:ip).",
+        examples=["sophia-dev"],
     )
-    lambda_instance: DnsName | None = Field(
+    lambda_instance: InstanceName | None = Field(
         None,
         alias="lambdaLabs:instance",
-        description="Name of the Lambda Labs instance that becomes the k3s server.",
+        description="Name of the Lambda Labs instance that becomes the k3s server (its node name).",
         examples=["sophia-ai-production"],
     )
     ssh: Ssh = Field(Ssh(), alias="sophia-ai:ssh", description="How to reach the hosts (provision mode).")
@@ -331,8 +473,11 @@ class StackConfig(BaseModel):
     monitoring_stack: MonitoringStack = Field(
         MonitoringStack(), alias="sophia-ai:monitoringStack", description="Prometheus stack (provision mode, monitoring on)."
     )
-    lambda_ip: IpAddress | None = Field(
-        None, alias="lambdaLabs:ip", description="Public IP of that instance.", examples=["104.171.202.64"]
+    lambda_ip: ServerAddress | None = Field(
+        None,
+        alias="lambdaLabs:ip",
+        description="Public IP of that instance (a host's unicast address, no IPv6 zone).",
+        examples=["104.171.202.64"],
     )
 
     @property
@@ -350,61 +495,234 @@ class StackConfig(BaseModel):
             return "provision"
         return "kubeconfig" if self.kubeconfig is not None else "stackReference"
 
-    @model_validator(mode="after")
-    def _consistent(self) -> StackConfig:
-        problems: list[tuple[str, str]] = []
-        sources = [
-            name
-            for name, value in (
-                ("lambdaLabs:ip", self.lambda_ip),
-                ("kubernetes:kubeconfig", self.kubeconfig),
-                ("sophia-ai:clusterStack", self.cluster_stack),
+    @property
+    def kubeconfig_secret(self) -> SecretStr | None:
+        """The configured kubeconfig when it holds contents (a secret), not a path."""
+        if self.kubeconfig is not None and is_kubeconfig_contents(self.kubeconfig):
+            return SecretStr(self.kubeconfig)
+        return None
+
+
+# --- rules across keys ----------------------------------------------------------------------
+
+
+class Unknown(Exception):  # noqa: N818 - a signal, not an error
+    """A check needs a value that did not validate: the check does not apply."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem at a key path (aliases; empty for the whole stack). `got` is the offending
+    value, shown by the loader unless it may be a secret."""
+
+    path: tuple[str | int, ...]
+    message: str
+    got: Any = None
+    has_got: bool = False
+
+
+def _problem(path: tuple[str | int, ...], message: str, *got: Any) -> Problem:
+    return Problem(path, message, got[0] if got else None, bool(got))
+
+
+Check = Callable[[StackConfig, str], Iterator[Problem]]
+CHECKS: list[Check] = []
+
+
+def _check(func: Check) -> Check:
+    CHECKS.append(func)
+    return func
+
+
+def problems(config: StackConfig, stack: str) -> list[Problem]:
+    """Every rule across keys that `config` (or the valid part of it) breaks, for `stack`."""
+    found: list[Problem] = []
+    for check in CHECKS:
+        try:
+            found.extend(list(check(config, stack)))
+        except Unknown:
+            continue
+    return found
+
+
+def environment_of(config: StackConfig, stack: str) -> str:
+    """The stack's name decides its environment; a stack of another name goes by its key."""
+    return STACK_ENVIRONMENTS.get(stack) or config.environment
+
+
+@_check
+def _stack_and_environment(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if stack not in STACK_ENVIRONMENTS:
+        yield _problem((), f"{stack!r} is not a stack of this project; its stacks are {', '.join(STACK_ENVIRONMENTS)}")
+    elif c.environment != STACK_ENVIRONMENTS[stack]:
+        yield _problem(
+            ("sophia-ai:environment",),
+            f"must be {STACK_ENVIRONMENTS[stack]}: the stack {stack} is {STACK_ENVIRONMENTS[stack]} whatever this key says",
+            c.environment,
+        )
+
+
+@_check
+def _default_provider_disabled(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if not {"kubernetes", "*"} & set(c.disable_default_providers or []):
+        yield _problem(
+            ("pulumi:disable-default-providers",),
+            "must list kubernetes, so that no object can reach the cluster of an ambient kubeconfig",
+        )
+
+
+@_check
+def _one_cluster_source(c: StackConfig, stack: str) -> Iterator[Problem]:
+    sources = [
+        name
+        for name, value in (
+            ("lambdaLabs:ip", c.lambda_ip),
+            ("kubernetes:kubeconfig", c.kubeconfig),
+            ("sophia-ai:clusterStack", c.cluster_stack),
+        )
+        if value is not None
+    ]
+    if len(sources) != 1:
+        got = " and ".join(sources) if sources else "none of them"
+        key = sources[-1] if sources else "kubernetes:kubeconfig"
+        yield _problem((key,), f"set exactly one of lambdaLabs:ip, kubernetes:kubeconfig, sophia-ai:clusterStack, got {got}")
+
+
+@_check
+def _host_settings_need_a_host(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.lambda_ip is None:
+        for attr in ("ssh", "k3s", "gpu_operator", "monitoring_stack"):
+            if attr in c.model_fields_set:
+                yield _problem(
+                    (StackConfig.model_fields[attr].alias or attr,), "only applies when this stack installs k3s (lambdaLabs:ip)"
+                )
+    if (c.lambda_ip is None) != (c.lambda_instance is None):
+        yield _problem(("lambdaLabs:instance",), "lambdaLabs:instance and lambdaLabs:ip go together")
+
+
+@_check
+def _context_needs_a_kubeconfig(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.lambda_ip is not None and c.kube_context is not None:
+        yield _problem(
+            ("kubernetes:context",), "has no meaning when this stack installs k3s (lambdaLabs:ip): it uses k3s's own kubeconfig"
+        )
+
+
+@_check
+def _cluster_stack_is_another(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.cluster_stack is not None:
+        parts = c.cluster_stack.split("/")
+        project = parts[-2] if len(parts) > 1 else PROJECT
+        if parts[-1] == stack and project == PROJECT:
+            yield _problem(
+                ("sophia-ai:clusterStack",), "names this stack itself; the cluster must come from another stack", c.cluster_stack
             )
-            if value is not None
-        ]
-        if len(sources) != 1:
-            got = " and ".join(sources) if sources else "none of them"
-            key = sources[-1] if sources else "kubernetes:kubeconfig"
-            problems.append((key, f"set exactly one of lambdaLabs:ip, kubernetes:kubeconfig, sophia-ai:clusterStack, got {got}"))
-        if self.lambda_ip is None:
-            for attr in ("ssh", "k3s", "gpu_operator", "monitoring_stack"):
-                if attr in self.model_fields_set:
-                    key = type(self).model_fields[attr].alias or attr
-                    problems.append((key, "only applies when this stack installs k3s (lambdaLabs:ip)"))
-        elif reason := incompatibility(self.k3s.version, self.gpu_operator.chart_version):
-            problems.append(("sophia-ai:gpuOperator.chartVersion", reason))
-        if (self.lambda_ip is None) != (self.lambda_instance is None):
-            problems.append(("lambdaLabs:instance", "lambdaLabs:instance and lambdaLabs:ip go together"))
-        if self.cluster_stack is not None and not _STACK_REF.match(self.cluster_stack):
-            problems.append(("sophia-ai:clusterStack", f"must be [org/][project/]stack, got {self.cluster_stack!r}"))
-        if len(set(self.mcp_servers)) != len(self.mcp_servers):
-            problems.append(("sophia-ai:mcpServers", "must not list a server twice"))
-        allowed = ["orchestrator", "memory", *self.mcp_servers]
-        for service in self.gpu_services:
-            if service not in allowed:
-                problems.append(("sophia-ai:gpuServices", f"unknown service {service!r}; allowed: {', '.join(allowed)}"))
-        if self.features.autoscaling:
-            top = max(self.replicas.orchestrator, self.replicas.memory, self.replicas.mcp_servers, self.replicas.frontend)
-            if self.autoscaler.max_replicas < top:
-                problems.append(
-                    (
-                        "sophia-ai:autoscaler.maxReplicas",
-                        f"must be >= the largest replica count ({top}), got {self.autoscaler.max_replicas}",
-                    )
+
+
+@_check
+def _gpu_operator_fits_k3s(c: StackConfig, stack: str) -> Iterator[Problem]:
+    # The reason names both versions; the problem names the keys, so no value of a key marked secret shows.
+    if c.lambda_ip is not None and incompatibility(c.k3s.version, c.gpu_operator.chart_version):
+        yield _problem(
+            ("sophia-ai:gpuOperator", "chartVersion"),
+            "this gpu-operator chart cannot configure the containerd 2.0 of the configured k3s (sophia-ai:k3s.version);"
+            f" use chart v{'.'.join(map(str, MIN_CHART_FOR_CONTAINERD2))} or newer",
+            c.gpu_operator.chart_version,
+        )
+
+
+@_check
+def _agents_are_other_hosts(c: StackConfig, stack: str) -> Iterator[Problem]:
+    server = {_host_key(c.lambda_ip)} if c.lambda_ip is not None else set()
+    server |= {c.k3s.dns_name} if c.k3s.dns_name else set()
+    seen: set[str] = set()
+    for index, agent in enumerate(c.k3s.agents):
+        key = _host_key(agent)
+        if key in server:
+            yield _problem(("sophia-ai:k3s", "agents", index), "is the k3s server itself", agent)
+        elif key in seen:
+            yield _problem(("sophia-ai:k3s", "agents", index), "is listed twice", agent)
+        seen.add(key)
+
+
+def _host_key(host: str) -> str:
+    address = ip_address(host)
+    return address.compressed if address is not None else host
+
+
+@_check
+def _mcp_servers_once(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if len(set(c.mcp_servers)) != len(c.mcp_servers):
+        yield _problem(("sophia-ai:mcpServers",), "must not list a server twice")
+
+
+@_check
+def _gpu_services_known(c: StackConfig, stack: str) -> Iterator[Problem]:
+    allowed = ["orchestrator", "memory", *c.mcp_servers]
+    for index, service in enumerate(c.gpu_services):
+        if service not in allowed:
+            yield _problem(
+                ("sophia-ai:gpuServices", index), "must be orchestrator, memory or one of sophia-ai:mcpServers", service
+            )
+        elif service in c.gpu_services[:index]:
+            yield _problem(("sophia-ai:gpuServices", index), "is listed twice", service)
+
+
+@_check
+def _autoscaler_above_replicas(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.features.autoscaling:
+        top = max(c.replicas.orchestrator, c.replicas.memory, c.replicas.mcp_servers, c.replicas.frontend)
+        if c.autoscaler.max_replicas < top:
+            yield _problem(
+                ("sophia-ai:autoscaler", "maxReplicas"),
+                "must be >= the largest count of sophia-ai:replicas",
+                c.autoscaler.max_replicas,
+            )
+
+
+@_check
+def _build_needs_credentials(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.images.build and c.registry_auth is None:
+        yield _problem(("sophia-ai:registryAuth",), "is required when images.build is true (to push)")
+
+
+@_check
+def _ingress_needs_a_host(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.ingress.enabled and not c.ingress.host:
+        yield _problem(("sophia-ai:ingress", "host"), "is required when enabled is true")
+
+
+@_check
+def _production_replicas(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if environment_of(c, stack) == "production":
+        for name, info in Replicas.model_fields.items():
+            service, count = info.alias or name, getattr(c.replicas, name)
+            if count < MIN_PRODUCTION_REPLICAS and not (service == "frontend" and count == 0):
+                yield _problem(
+                    ("sophia-ai:replicas", service), f"production needs at least {MIN_PRODUCTION_REPLICAS} replicas", count
                 )
-        if self.images.build and self.registry_auth is None:
-            problems.append(("sophia-ai:registryAuth", "is required when images.build is true (to push)"))
-        if self.environment == "production":
-            for service, count in self.replicas.model_dump(by_alias=True).items():
-                if count == 1:
-                    problems.append((f"sophia-ai:replicas.{service}", f"production needs at least 2 replicas, got {count}"))
-            if self.images.tag in MUTABLE_TAGS:
-                problems.append(
-                    (
-                        "sophia-ai:images.tag",
-                        f"production refuses the mutable tag {self.images.tag!r}; use a version or commit SHA",
-                    )
-                )
-        if problems:
-            raise ValueError("\n".join(f"{key}: {message}" for key, message in problems))
-        return self
+
+
+@_check
+def _production_images(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if environment_of(c, stack) != "production":
+        return
+    service_image = f"{c.images.registry}/sophia-orchestrator:{c.images.tag}"
+    images = (
+        (("sophia-ai:images", "tag"), service_image, c.images.tag),
+        (("sophia-ai:redis", "image"), c.redis.image, c.redis.image),
+        (("sophia-ai:telemetry", "collectorImage"), c.telemetry.collector_image, c.telemetry.collector_image),
+    )
+    for path, image, shown in images:
+        if is_mutable_image(image):
+            yield _problem(
+                path, f"production refuses mutable tags ({', '.join(sorted(MUTABLE_TAGS))}); use a version or commit SHA", shown
+            )
+    registry = ("sophia-ai:images", "registry"), service_image, c.images.registry
+    for path, image, shown in (registry, *images[1:]):
+        if not is_allowed_registry(image):
+            yield _problem(
+                path,
+                f"production pulls only from {', '.join(ALLOWED_REGISTRIES)} (the policy pack's list, policies/production.py)",
+                shown,
+            )

@@ -1,4 +1,8 @@
-"""The configuration reference, generated from the model (README's "Configuration reference")."""
+"""The configuration reference, generated from the model (README's "Configuration reference").
+
+Its example sets every key (examples, else defaults) and is itself a valid production stack file;
+the keys of the other ways to reach a cluster are shown as comments after it.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,36 @@ from typing import Any
 
 import yaml
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from stacks.model import StackConfig
+from stacks.model import StackConfig, Text
+
+# The keys of a stack attached to an existing cluster, instead of lambdaLabs:* and the host settings.
+ATTACHED_KEYS = ("kubernetes:kubeconfig", "kubernetes:context", "sophia-ai:clusterStack")
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_is_secret(arg) for arg in typing.get_args(annotation))
 
 
 def _type_name(info: FieldInfo | None, annotation: Any) -> str:
-    if annotation is SecretStr or SecretStr in typing.get_args(annotation):
+    if _is_secret(annotation):
         return "secret"
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin is list:
         return f"list of {_type_name(None, args[0])}"
+    if origin is dict:
+        return f"map of {_type_name(None, args[0])} to {_type_name(None, args[1])}"
     metadata = list(info.metadata) if info else []
     if origin is typing.Annotated:
         annotation, metadata = args[0], [*metadata, *args[1:]]
     elif args:
         return _type_name(info, next(a for a in args if a is not type(None)))
-    labels = [m.func.label for m in metadata if isinstance(m, AfterValidator) and hasattr(m.func, "label")]
+    labels = [m.label for m in metadata if isinstance(m, Text)]
     bounds = [f">= {m.ge}" for m in metadata if isinstance(m, Ge)] + [f"<= {m.le}" for m in metadata if isinstance(m, Le)]
     name = labels[0] if labels else getattr(annotation, "__name__", str(annotation))
     return name + (f" ({', '.join(bounds)})" if bounds else "")
@@ -44,7 +57,7 @@ def _example(info: FieldInfo, annotation: Any, default: Any) -> Any:
         return {alias: _example(f, f.annotation, _nested_default(default, f)) for alias, f in _fields(model)}
     if info.examples:
         return info.examples[0]
-    if annotation is SecretStr or SecretStr in typing.get_args(annotation):
+    if _is_secret(annotation):
         return {"secure": "v1:..."}
     if default not in (None, PydanticUndefined):
         return default
@@ -87,18 +100,27 @@ def rows(model: type[BaseModel] = StackConfig, prefix: str = "", defaults: Any =
     return out
 
 
+def example() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The example's keys of a production stack that installs k3s, and the attached stacks' keys."""
+    keys = {alias: _example(info, info.annotation, info.default) for alias, info in _fields(StackConfig)}
+    return {k: v for k, v in keys.items() if k not in ATTACHED_KEYS}, {k: keys[k] for k in ATTACHED_KEYS}
+
+
 def markdown() -> str:
-    example = {alias: _example(info, info.annotation, info.default) for alias, info in _fields(StackConfig)}
+    provision, attached = example()
     lines = [
         "| key | type | default | meaning |",
         "| --- | --- | --- | --- |",
         *(f"| `{key}` | {kind} | {default} | {text} |" for key, kind, default, text in rows()),
         "",
-        "Every key, with an example value (secrets are set with `pulumi config set --secret --path`; "
-        "exactly one of `lambdaLabs:ip`, `kubernetes:kubeconfig` and `sophia-ai:clusterStack` may be set):",
+        "Every key, with an example value: a valid `Pulumi.sophia-ai-production.yaml` (secrets are set with"
+        " `pulumi config set --secret --path`). Exactly one of `lambdaLabs:ip`, `kubernetes:kubeconfig` and"
+        " `sophia-ai:clusterStack` may be set; the keys of a stack attached to an existing cluster are the comments:",
         "",
         "```yaml",
-        yaml.safe_dump({"config": example}, sort_keys=False).rstrip(),
+        yaml.safe_dump({"config": provision}, sort_keys=False).rstrip(),
+        "  # Attached to an existing cluster instead (no lambdaLabs:*, ssh, k3s, gpuOperator, monitoringStack):",
+        *(f"  # {line}" for line in yaml.safe_dump(attached, sort_keys=False).splitlines()),
         "```",
         "",
     ]

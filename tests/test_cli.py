@@ -40,7 +40,13 @@ def test_check_can_require_the_secrets(capsys: pytest.CaptureFixture[str]):
 
 @pytest.mark.parametrize(
     "argv",
-    [["check"], ["check", "sophia-ai-dev", "--config-file", "x.yaml"], ["check", "sophia-ai-nope"], ["render", "sophia-ai-dev"]],
+    [
+        ["check"],
+        ["check", "sophia-ai-dev", "--config-file", "x.yaml"],
+        ["check", "sophia-ai-nope"],
+        ["check", "--config-file", "Pulumi.yaml"],
+        ["render", "sophia-ai-dev"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str]):
     try:
@@ -114,10 +120,39 @@ def test_reference_update_rewrites_only_its_section(tmp_path: Path):
     assert readme.read_text() == f"intro\n{cli.REFERENCE_START}{reference.markdown()}{cli.REFERENCE_END}\noutro\n"
 
 
+def _reference_example(text: str) -> tuple[str, dict]:
+    block = text[text.index("```yaml") + 7 : text.rindex("```")]
+    attached = "\n".join(line.removeprefix("  # ") for line in block.splitlines() if line.startswith("  # ") and ": " in line)
+    return block, yaml.safe_load(attached)
+
+
 def test_reference_documents_every_key_with_an_example(capsys: pytest.CaptureFixture[str]):
     assert cli.main(["reference"]) == 0
     text = capsys.readouterr().out
     for key, *_ in reference.rows():
         assert f"`{key}`" in text
-    example = yaml.safe_load(text[text.index("```yaml") + 7 : text.rindex("```")])["config"]
-    assert set(example) == {key for key, *_ in reference.rows() if "." not in key.split(":", 1)[1]}
+    block, attached = _reference_example(text)
+    example = yaml.safe_load(block)["config"]
+    assert set(example) | set(attached) == {key for key, *_ in reference.rows() if "." not in key.split(":", 1)[1]}
+
+
+def test_the_reference_example_is_a_valid_production_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    block, attached = _reference_example(reference.markdown())
+    path = tmp_path / "Pulumi.sophia-ai-production.yaml"
+    path.write_text(block)
+    assert cli.main(["check", "--config-file", str(path)]) == 0, capsys.readouterr().err
+    # Each way of attaching to a cluster instead is a valid staging file too.
+    config = yaml.safe_load(block)["config"]
+    for key in (
+        "lambdaLabs:ip",
+        "lambdaLabs:instance",
+        "sophia-ai:ssh",
+        "sophia-ai:k3s",
+        "sophia-ai:gpuOperator",
+        "sophia-ai:monitoringStack",
+    ):
+        config.pop(key)
+    config.update({"sophia-ai:environment": "staging", "kubernetes:kubeconfig": attached["kubernetes:kubeconfig"]})
+    staging = tmp_path / "Pulumi.sophia-ai-staging.yaml"
+    staging.write_text(yaml.safe_dump({"config": config}))
+    assert cli.main(["check", "--config-file", str(staging)]) == 0, capsys.readouterr().err

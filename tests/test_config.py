@@ -121,7 +121,7 @@ BROKEN = [
         "zero quantity",
         "sophia-ai-dev",
         {"sophia-ai:resources": {"cpu": "0", "memory": "1Gi"}},
-        f"{DEV}: sophia-ai:resources.cpu: must be a positive Kubernetes quantity, got '0'",
+        f"{DEV}: sophia-ai:resources.cpu: must be between 1m and 256, got '0'",
     ),
     (
         "bad ip",
@@ -145,7 +145,7 @@ BROKEN = [
         "shell in k3s version",
         "sophia-ai-production",
         {"sophia-ai:k3s": {"version": "v1.33.5+k3s1 && curl x | sh"}},
-        f"{PROD}: sophia-ai:k3s.version: must be a full k3s release such as v1.33.5+k3s1 (not a channel), got 'v1.33.5+k3s1 && curl x | sh'",
+        f"{PROD}: sophia-ai:k3s.version: must be at most 24 characters long, got 'v1.33.5+k3s1 && curl x | sh'",
     ),
     (
         "k3s channel",
@@ -163,19 +163,21 @@ BROKEN = [
         "bad agent host",
         "sophia-ai-production",
         {"sophia-ai:k3s": {"agents": ["gpu-2;rm -rf /"]}},
-        f"{PROD}: sophia-ai:k3s.agents[0]: must be an IP address or a DNS name, got 'gpu-2;rm -rf /'",
+        f"{PROD}: sophia-ai:k3s.agents[0]: must be an IP address or a DNS name of another host, got 'gpu-2;rm -rf /'",
     ),
     (
         "bad node label",
         "sophia-ai-production",
         {"sophia-ai:k3s": {"nodeLabels": {"gpu": "yes please"}}},
-        f"{PROD}: sophia-ai:k3s.nodeLabels: must be Kubernetes label keys and values, got 'gpu': 'yes please'",
+        f"{PROD}: sophia-ai:k3s.nodeLabels.gpu: must be a label value (at most 63 letters, digits, '-', '_' and '.',"
+        " starting and ending with a letter or digit), got 'yes please'",
     ),
     (
         "mutable tag in production",
         "sophia-ai-production",
         {"sophia-ai:images": {"tag": "latest"}},
-        f"{PROD}: sophia-ai:images.tag: production refuses the mutable tag 'latest'; use a version or commit SHA",
+        f"{PROD}: sophia-ai:images.tag: production refuses mutable tags (dev, edge, latest, main, master, nightly, stable);"
+        " use a version or commit SHA, got 'latest'",
     ),
     (
         "one replica in production",
@@ -212,8 +214,8 @@ BROKEN = [
         "incompatible gpu operator",
         "sophia-ai-production",
         {"sophia-ai:gpuOperator": {"chartVersion": "v24.9.2"}},
-        f"{PROD}: sophia-ai:gpuOperator.chartVersion: gpu-operator chart v24.9.2 cannot configure the containerd 2.0 of k3s"
-        " v1.33.5+k3s1; use chart v25.3.0 or newer",
+        f"{PROD}: sophia-ai:gpuOperator.chartVersion: this gpu-operator chart cannot configure the containerd 2.0 of the"
+        " configured k3s (sophia-ai:k3s.version); use chart v25.3.0 or newer, got 'v24.9.2'",
     ),
     (
         "duplicate mcp server",
@@ -225,32 +227,32 @@ BROKEN = [
         "bad mcp name",
         "sophia-ai-dev",
         {"sophia-ai:mcpServers": ["Gong Server"]},
-        f"{DEV}: sophia-ai:mcpServers[0]: must be a lower-case name of letters, digits and '_', got 'Gong Server'",
+        f"{DEV}: sophia-ai:mcpServers[0]: must be a lower-case name of letters, digits and '_' (not at the end), got 'Gong Server'",
     ),
     (
         "unknown gpu service",
         "sophia-ai-dev",
         {"sophia-ai:gpuServices": ["frontend"]},
-        f"{DEV}: sophia-ai:gpuServices: unknown service 'frontend'; allowed: orchestrator, memory, ai_memory, hubspot, gong, slack",
+        f"{DEV}: sophia-ai:gpuServices[0]: must be orchestrator, memory or one of sophia-ai:mcpServers, got 'frontend'",
     ),
     ("missing required", "sophia-ai-dev", {"sophia-ai:images": None}, f"{DEV}: sophia-ai:images: is required"),
     (
         "ingress without host",
         "sophia-ai-dev",
         {"sophia-ai:ingress": {"enabled": True}},
-        f"{DEV}: sophia-ai:ingress: host is required when enabled is true",
+        f"{DEV}: sophia-ai:ingress.host: is required when enabled is true",
     ),
     (
         "autoscaler below replicas",
         "sophia-ai-staging",
         {"sophia-ai:autoscaler": {"maxReplicas": 1}},
-        "Pulumi.sophia-ai-staging.yaml: sophia-ai:autoscaler.maxReplicas: must be >= the largest replica count (2), got 1",
+        "Pulumi.sophia-ai-staging.yaml: sophia-ai:autoscaler.maxReplicas: must be >= the largest count of sophia-ai:replicas, got 1",
     ),
     (
         "plain secret",
         "sophia-ai-dev",
         {"sophia-ai:snowflake": {**stack_config("sophia-ai-dev")["sophia-ai:snowflake"], "privateKey": "pem"}},
-        f"{DEV}: sophia-ai:snowflake.privateKey: must be set as a secret (pulumi config set --secret --path 'sophia-ai:snowflake.privateKey')",
+        f"{DEV}: sophia-ai:snowflake.privateKey: must be set as a secret (pulumi config set --secret --path 'sophia-ai:snowflake.privateKey' ...)",
     ),
 ]
 
@@ -310,7 +312,7 @@ def test_broken_stack_files(tmp_path: Path):
     bad_top.write_text("confg: {}\n")
     with pytest.raises(ConfigError, match=r"Pulumi.top.yaml: confg: unknown top-level key"):
         loader.load_stack_file(bad_top)
-    esc = tmp_path / "Pulumi.esc.yaml"
+    esc = tmp_path / "Pulumi.sophia-ai-dev.yaml"
     esc.write_text(yaml.safe_dump({"environment": ["sophia-ai/dev"], "config": stack_config("sophia-ai-dev")}))
     assert "not resolved offline" in loader.load_stack_file(esc).notes[0]
 
@@ -337,14 +339,14 @@ def test_quantity_formatting_rounds_up():
 
 
 @pytest.mark.parametrize(
-    "digests",
+    ("digests", "problem"),
     [
-        {"sophia-orchestrator": "sha256:" + "0" * 63},
-        {"sophia-orchestrator": "sha256:" + "0" * 64 + "\n"},
-        {"orchestrator": "sha256:" + "0" * 64},
+        ({"sophia-orchestrator": "sha256:" + "0" * 63}, "sophia-orchestrator: must be a sha256:<64 hex> digest"),
+        ({"sophia-orchestrator": "sha256:" + "0" * 64 + "\n"}, "sophia-orchestrator: must be at most 71 characters"),
+        ({"orchestrator": "sha256:" + "0" * 64}, "orchestrator: the key must be an image name sophia-<service>"),
     ],
 )
-def test_image_digests_must_be_sha256_of_sophia_images(digests: dict[str, str]):
+def test_image_digests_must_be_sha256_of_sophia_images(digests: dict[str, str], problem: str):
     images = {**stack_config("sophia-ai-dev")["sophia-ai:images"], "digests": digests}
     [line] = check("sophia-ai-dev", {"sophia-ai:images": images})
-    assert line.startswith(f"{DEV}: sophia-ai:images.digests: must map image names (sophia-<service>) to sha256:<64 hex> digests")
+    assert line.startswith(f"{DEV}: sophia-ai:images.digests.{problem}")

@@ -67,7 +67,7 @@ def test_secrets_held_in_esc_satisfy_require_secrets_without_being_read(tmp_path
     calls = esc(**{"sophia-ai/dev": SNOWFLAKE_KEY})
     result = check(tmp_path, "sophia-ai-dev", "--require-secrets")
     assert result.returncode == 0, result.stderr
-    assert "valid (dev" in result.stdout
+    assert "valid as sophia-ai-dev (dev" in result.stdout
     assert calls.read_text() == "env get sophia-ai/dev pulumiConfig --value json\n"  # never --show-secrets
 
 

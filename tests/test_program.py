@@ -84,7 +84,7 @@ def test_features_leave_a_trace_exactly_when_on(run_stack: RunStack, stack: str)
 
 def test_features_off_leave_nothing(run_stack: RunStack):
     run = run_stack("sophia-ai-staging", {"sophia-ai:features": {"monitoring": False, "tracing": False, "autoscaling": False}})
-    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "sophia:index:OtelCollector", "ConfigMap"):
+    for kind in ("HorizontalPodAutoscaler", "ServiceMonitor", "sophia:index:OtelCollector", "ConfigMap"):
         assert run.all(kind) == [], kind
 
 

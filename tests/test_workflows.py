@@ -291,7 +291,7 @@ def test_adding_an_mcp_server_to_a_stack_grows_the_matrix_without_touching_a_wor
 
 
 def test_two_stacks_that_build_one_image_differently_are_refused():
-    dev = loader.validate(loader.RawConfig("Pulumi.a.yaml", stack_config("sophia-ai-dev"), offline=True)).config
+    dev = loader.validate(loader.RawConfig("Pulumi.sophia-ai-dev.yaml", stack_config("sophia-ai-dev"), offline=True)).config
     other = dev.model_copy(update={"images": dev.images.model_copy(update={"source_root": "elsewhere"})})
     with pytest.raises(build_matrix.MatrixError, match="scoobyjava15/sophia-orchestrator: a and b build it differently"):
         build_matrix.entries({"a": dev, "b": other})
@@ -364,7 +364,7 @@ def test_the_ci_stack_is_dev_on_the_runners_own_k3s(capsys: pytest.CaptureFixtur
     assert config["kubernetes:kubeconfig"] == "~/.kube/config"  # where the job installs k3s's kubeconfig
     assert "~/.kube/config" in "\n".join(step.get("run", "") for step in job["steps"])
     assert cli.main(["check", "sophia-ai-ci"]) == 0
-    assert "valid (dev, namespace sophia-dev" in capsys.readouterr().out
+    assert "valid as sophia-ai-ci (dev, namespace sophia-dev" in capsys.readouterr().out
     assert job["env"]["NAMESPACE"] == "sophia-dev"
     assert config["sophia-ai:mcpServers"] == stack_config("sophia-ai-dev")["sophia-ai:mcpServers"]
 
