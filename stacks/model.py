@@ -6,13 +6,21 @@ they are written for the people who edit the stack files.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
-from stacks.compat import incompatibility
+from stacks.compat import (
+    GPU_OPERATOR_CHART,
+    PROMETHEUS_STACK_CHART,
+    gpu_operator_problem,
+    kubernetes_problem,
+    monitoring_stack_problem,
+)
 from stacks.quantities import is_dns_name, is_host, is_ip, parse_quantity
 
 Environment = Literal["dev", "staging", "production"]
@@ -34,6 +42,17 @@ _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# An OpenSSH public key line as `ssh-keyscan` prints it after the host: type, base64 blob, and an
+# optional comment (pulumi-command parses it with golang.org/x/crypto/ssh.ParseAuthorizedKey).
+_HOST_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521"
+    r"|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) ([A-Za-z0-9+/]+={0,2})( [ -~]{1,200})?\Z"
+)
+_ABSOLUTE_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+\Z")
+# S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")
+_FOLDER = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*\Z")
 
 
 def _label(text: str):
@@ -82,6 +101,33 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+@_label("SSH host key")
+def _host_key(value: str) -> str:
+    match = _HOST_KEY.match(value)
+    if match:
+        try:
+            blob = base64.b64decode(match[2], validate=True)
+        except binascii.Error:
+            blob = b""
+        # The blob starts with its own key type (RFC 4253 string): it must agree with the prefix.
+        if blob[4 : 4 + int.from_bytes(blob[:4], "big")] == match[1].encode():
+            return value
+    raise ValueError(
+        "must be an OpenSSH public host key such as 'ssh-ed25519 AAAAC3Nza...'"
+        " (the output of `ssh-keyscan -t ed25519 HOST`, without the host)"
+    )
+
+
+@_label("S3 endpoint")
+def _s3_endpoint(value: str) -> str:
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if not is_host(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(
+            f"must be a host name with an optional :port and no scheme, such as s3.us-east-1.amazonaws.com, got {value!r}"
+        )
+    return value
+
+
 def _pattern(regex: re.Pattern[str], what: str, label: str):
     @_label(label)
     def check(value: str) -> str:
@@ -112,6 +158,13 @@ ChartVersion = Annotated[
 ]
 UnixUser = Annotated[str, AfterValidator(_pattern(_UNIX_USER, "a Unix user name", "user name"))]
 McpName = Annotated[str, AfterValidator(_pattern(_MCP_NAME, "a lower-case name of letters, digits and '_'", "name"))]
+HostKey = Annotated[str, Field(min_length=16, max_length=16384), AfterValidator(_host_key)]
+HostKeys = Annotated[dict[Host, HostKey], AfterValidator(_label("map of address to SSH host key")(lambda keys: keys))]
+AbsolutePath = Annotated[
+    str,
+    Field(min_length=2, max_length=255),
+    AfterValidator(_pattern(_ABSOLUTE_PATH, "an absolute path such as /lambda/nfs/sophia", "absolute path")),
+]
 
 
 class Model(BaseModel):
@@ -211,6 +264,40 @@ class Ssh(Model):
     user: UnixUser = Field("ubuntu", description="SSH user on the hosts (Lambda Stack images use `ubuntu`, with sudo).")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     private_key: SecretStr | None = Field(None, description="SSH private key (OpenSSH PEM). Secret; required to provision.")
+    host_key: HostKey | None = Field(
+        None,
+        description="Public host key of the server (`ssh-keyscan -t ed25519 HOST`, without the host); every SSH"
+        " connection checks it. Required in production.",
+        examples=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE..."],
+    )
+    agent_host_keys: HostKeys = Field(
+        {},
+        max_length=64,
+        description="Public host key of each agent, by its address in `k3s.agents`. Required in production.",
+        examples=[{"104.171.202.65": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE..."}],
+    )
+
+
+class EtcdS3(Model):
+    endpoint: Annotated[str, Field(min_length=3, max_length=255), AfterValidator(_s3_endpoint)] = Field(
+        "s3.amazonaws.com", description="S3 endpoint, host[:port] without a scheme."
+    )
+    bucket: Annotated[
+        str, Field(min_length=3, max_length=63), AfterValidator(_pattern(_BUCKET, "an S3 bucket name", "bucket name"))
+    ] = Field(description="Bucket of the snapshots.", examples=["sophia-etcd-snapshots"])
+    region: Annotated[
+        str, Field(min_length=2, max_length=32), AfterValidator(_pattern(_REGION, "a region such as us-east-1", "region"))
+    ] = Field("us-east-1", description="Region of the bucket.")
+    folder: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=255),
+            AfterValidator(_pattern(_FOLDER, "a folder such as k3s/production", "folder")),
+        ]
+        | None
+    ) = Field(None, description="Folder in the bucket.", examples=["k3s/production"])
+    access_key: SecretStr | None = Field(None, description="Access key id. Secret; required with etcdS3.")
+    secret_key: SecretStr | None = Field(None, description="Secret access key. Secret; required with etcdS3.")
 
 
 class K3s(Model):
@@ -227,11 +314,26 @@ class K3s(Model):
     agents: list[Host] = Field([], description="Extra GPU hosts that join as k3s agents.", examples=[["104.171.202.65"]])
     keep_on_destroy: bool = Field(False, description="Leave k3s installed when the stack is destroyed.")
     token: SecretStr | None = Field(None, description="Cluster join token. Secret; generated when unset.")
+    agent_token: SecretStr | None = Field(
+        None, description="Join token of agents only (k3s `agent-token`). Secret; generated when unset."
+    )
+    snapshot_dir: AbsolutePath | None = Field(
+        None,
+        description="Directory of the etcd snapshots (k3s `etcd-snapshot-dir`), e.g. a Lambda persistent"
+        " filesystem that outlives the instance; unset keeps k3s's default on the host's disk.",
+        examples=["/lambda/nfs/sophia-etcd"],
+    )
+    etcd_s3: EtcdS3 | None = Field(None, description="Copy every etcd snapshot to an S3-compatible bucket too.")
 
 
 class GpuOperator(Model):
-    chart_version: ChartVersion = Field("v25.10.0", description="Version of NVIDIA's `gpu-operator` Helm chart.")
-    driver_enabled: bool = Field(False, description="Let the operator install the driver (false: Lambda Stack preinstalls it).")
+    chart_version: ChartVersion = Field(
+        GPU_OPERATOR_CHART.version,
+        description="Version of NVIDIA's `gpu-operator` Helm chart; must be the one vendored in `charts/gpu-operator`.",
+    )
+    driver_enabled: bool = Field(
+        False, description="Let the operator install the driver; refused (the host's container toolkit needs the host's driver)."
+    )
     smoke_test: bool | None = Field(
         None, description="Run a cuda-vectoradd Job that must succeed; unset means on in production only."
     )
@@ -239,7 +341,9 @@ class GpuOperator(Model):
 
 class MonitoringStack(Model):
     chart_version: ChartVersion = Field(
-        "75.15.0", description="Version of the `kube-prometheus-stack` chart this cluster-owning stack installs."
+        PROMETHEUS_STACK_CHART.version,
+        description="Version of the `kube-prometheus-stack` chart this cluster-owning stack installs; must be the one"
+        " vendored in `charts/kube-prometheus-stack`.",
     )
 
 
@@ -352,8 +456,25 @@ class StackConfig(BaseModel):
                 if attr in self.model_fields_set:
                     key = type(self).model_fields[attr].alias or attr
                     problems.append((key, "only applies when this stack installs k3s (lambdaLabs:ip)"))
-        elif reason := incompatibility(self.k3s.version, self.gpu_operator.chart_version):
-            problems.append(("sophia-ai:gpuOperator.chartVersion", reason))
+        else:
+            if reason := gpu_operator_problem(self.gpu_operator.chart_version):
+                problems.append(("sophia-ai:gpuOperator.chartVersion", reason))
+            if self.gpu_operator.driver_enabled:
+                problems.append(
+                    (
+                        "sophia-ai:gpuOperator.driverEnabled",
+                        "must be false: k3s uses the host's NVIDIA container toolkit, which needs the host's driver",
+                    )
+                )
+            if reason := monitoring_stack_problem(self.monitoring_stack.chart_version):
+                problems.append(("sophia-ai:monitoringStack.chartVersion", reason))
+            charts = [GPU_OPERATOR_CHART, *([PROMETHEUS_STACK_CHART] if self.features.monitoring else [])]
+            for chart in charts:
+                if reason := kubernetes_problem(chart, self.k3s.version):
+                    problems.append(("sophia-ai:k3s.version", reason))
+            for address in self.ssh.agent_host_keys:
+                if address not in self.k3s.agents:
+                    problems.append((f"sophia-ai:ssh.agentHostKeys.{address}", "is not one of sophia-ai:k3s.agents"))
         if (self.lambda_ip is None) != (self.lambda_instance is None):
             problems.append(("lambdaLabs:instance", "lambdaLabs:instance and lambdaLabs:ip go together"))
         if self.cluster_stack is not None and not _STACK_REF.match(self.cluster_stack):

@@ -208,11 +208,11 @@ BROKEN = [
         f"{DEV}: sophia-ai:k3s: only applies when this stack installs k3s (lambdaLabs:ip)",
     ),
     (
-        "incompatible gpu operator",
+        "gpu operator chart that is not vendored",
         "sophia-ai-production",
         {"sophia-ai:gpuOperator": {"chartVersion": "v24.9.2"}},
-        f"{PROD}: sophia-ai:gpuOperator.chartVersion: gpu-operator chart v24.9.2 cannot configure the containerd 2.0 of k3s"
-        " v1.33.5+k3s1; use chart v25.3.0 or newer",
+        f"{PROD}: sophia-ai:gpuOperator.chartVersion: only the vendored chart can be deployed (charts/gpu-operator,"
+        " v25.10.0), got 'v24.9.2'; to change it, vendor the release into charts/ and pin it in stacks/compat.py",
     ),
     (
         "duplicate mcp server",
