@@ -150,6 +150,20 @@ def test_keep_on_destroy_changes_the_uninstall_in_place(run_stack: RunStack):
     assert "k3s-server-uninstall-on-destroy" in runs[False].get("command:remote:Command", "k3s-server-install").dependencies
 
 
+def test_a_k3s_upgrade_changes_only_the_installs(run_stack: RunStack):
+    """What the runbook promises the preview of an upgrade shows: the installs update in place
+    (no trigger changes), the kubeconfig is not read again and the provider does not change."""
+    runs = [run_stack(PROD, with_agent(version=version)) for version in ("v1.33.5+k3s1", "v1.33.6+k3s1")]
+    # Assets compare by their path (a FileAsset object is new in every run).
+    inputs = [
+        {r.name: json.dumps(r.plain_inputs, default=lambda v: str(v.path), sort_keys=True) for r in run.resources} for run in runs
+    ]
+    changed = {name for name in inputs[0] if inputs[0][name] != inputs[1][name]}
+    assert changed == {"k3s-server-install", "k3s-agent-1-install"}
+    for name in changed:
+        assert json.loads(inputs[0][name])["triggers"] == json.loads(inputs[1][name])["triggers"]
+
+
 def test_production_cluster_is_protected(run_stack: RunStack):
     assert run_stack(PROD).get("sophia:index:K3sCluster", "k3s").options["protect"] is True
 
@@ -206,6 +220,11 @@ def test_etcd_snapshots_go_to_the_snapshot_dir_and_s3_with_secret_keys(run_stack
     install = run.get("command:remote:Command", "k3s-server-install")
     config = yaml.safe_load(install.plain_inputs["stdin"])
     assert config["etcd-snapshot-dir"] == "/lambda/nfs/etcd"
+    assert (config["cluster-init"], config["etcd-snapshot-schedule-cron"], config["etcd-snapshot-retention"]) == (
+        True,
+        "0 */6 * * *",
+        28,
+    )
     assert {k: v for k, v in config.items() if k.startswith("etcd-s3")} == {
         "etcd-s3": True,
         "etcd-s3-endpoint": "s3.amazonaws.com",
