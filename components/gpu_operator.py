@@ -121,7 +121,9 @@ class GpuOperator(pulumi.ComponentResource):
                 # A Job is immutable: a changed one is deleted, then created (and run) again.
                 delete_before_replace=True,
                 # pulumi-kubernetes waits 10 minutes for a Job unless told otherwise
-                # (provider/pkg/await/job.go, DefaultJobTimeoutMins): here, longer than the Job's deadline.
+                # (provider/pkg/await/job.go, DefaultJobTimeoutMins): here, longer than the Job's
+                # deadline. It watches through client-go informers, which re-watch after a short
+                # API-server restart.
                 custom_timeouts=pulumi.CustomTimeouts(create=SMOKE_TEST_AWAIT, update=SMOKE_TEST_AWAIT),
             ),
         )
