@@ -47,8 +47,11 @@ def _provision(config: StackConfig) -> Connection:
     ssh_key = secret_output(config.ssh.private_key)
     assert ssh_key is not None  # required by the loader in provision mode
     k3s = config.k3s
-    s3 = k3s.etcd_s3
-    s3_keys = (secret_output(s3.access_key), secret_output(s3.secret_key)) if s3 is not None else (None, None)
+    etcd_s3 = None
+    if (s3 := k3s.etcd_s3) is not None:
+        access_key, secret_key = secret_output(s3.access_key), secret_output(s3.secret_key)
+        assert access_key is not None and secret_key is not None  # required by the loader with etcdS3
+        etcd_s3 = EtcdS3Args(s3.bucket, access_key, secret_key, s3.endpoint, s3.region, s3.folder)
     cluster = K3sCluster(
         "k3s",
         K3sClusterArgs(
@@ -67,16 +70,7 @@ def _provision(config: StackConfig) -> Connection:
             token=secret_output(k3s.token),
             agent_token=secret_output(k3s.agent_token),
             snapshot_dir=k3s.snapshot_dir,
-            etcd_s3=None
-            if s3 is None or s3_keys[0] is None or s3_keys[1] is None
-            else EtcdS3Args(
-                bucket=s3.bucket,
-                access_key=s3_keys[0],
-                secret_key=s3_keys[1],
-                endpoint=s3.endpoint,
-                region=s3.region,
-                folder=s3.folder,
-            ),
+            etcd_s3=etcd_s3,
         ),
         opts=pulumi.ResourceOptions(protect=config.environment == "production"),
     )
