@@ -1,4 +1,5 @@
-"""GpuOperator: NVIDIA's GPU operator Helm chart, configured for k3s's embedded containerd."""
+"""GpuOperator: NVIDIA's GPU operator (the chart vendored in charts/gpu-operator) on k3s, using the
+host's driver and NVIDIA Container Toolkit."""
 
 from __future__ import annotations
 
@@ -7,41 +8,45 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.charts import chart_path
 from components.pods import CONTAINER_SECURITY_CONTEXT, PINNED_BY_TAG, PULL_POLICY, checkov_skips, pod_security_context
-from stacks.compat import containerd_template, incompatibility
 
-CHART_REPO = "https://helm.ngc.nvidia.com/nvidia"
 NAMESPACE = "gpu-operator"
-K3S_CONTAINERD_SOCKET = "/run/k3s/containerd/containerd.sock"
-# k3s creates a RuntimeClass `nvidia` (handler `nvidia`) once it finds the NVIDIA runtime; the
-# operator is told to use that very name, so there is one such class, not two.
+# k3s ships a RuntimeClass `nvidia` (handler `nvidia`, k3s-io/k3s manifests/runtimes.yaml) and adds
+# that handler to containerd when it finds the host's nvidia-container-runtime; the operator is
+# told to use the same name, so there is one such class, not two.
 RUNTIME_CLASS = "nvidia"
 SMOKE_TEST_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0"
 SMOKE_TEST_UID = 10001
+# The smoke test's whole life (pull, schedule, retries) is bounded by the Job itself; Pulumi waits
+# a little longer, so a failing test reports the Job's own failure, never Pulumi's timeout.
+SMOKE_TEST_DEADLINE_SECONDS = 600
+SMOKE_TEST_AWAIT = f"{SMOKE_TEST_DEADLINE_SECONDS + 120}s"
+RELEASE_TIMEOUT_SECONDS = 900
 
 
 @dataclass
 class GpuOperatorArgs:
-    chart_version: str
-    k3s_version: str
-    driver_enabled: bool = False
+    chart_version: str  # the vendored chart's version (stacks/compat.py)
     monitoring: bool = False
     smoke_test: bool = False
 
 
 def helm_values(args: GpuOperatorArgs) -> dict:
-    """The chart values k3s needs; raises ValueError for a pair of versions known not to work."""
-    reason = incompatibility(args.k3s_version, args.chart_version)
-    if reason:
-        raise ValueError(reason)
-    env = [{"name": "CONTAINERD_SOCKET", "value": K3S_CONTAINERD_SOCKET}]
-    template = containerd_template(args.k3s_version, args.chart_version)
-    if template is not None:
-        env.append({"name": "CONTAINERD_CONFIG", "value": template})
+    """The chart values for k3s on a Lambda Stack host (keys checked against the chart's values.yaml
+    by `sophia-infra render`)."""
     return {
-        "driver": {"enabled": args.driver_enabled},
+        # Lambda Stack preinstalls the driver.
+        "driver": {"enabled": False},
+        # The host's NVIDIA Container Toolkit, found by k3s at start, runs GPU containers. The
+        # operator's toolkit would rewrite k3s's containerd configuration and signal containerd,
+        # which restarts the whole k3s process in the middle of `pulumi up` (see stacks/compat.py).
+        "toolkit": {"enabled": False},
+        # Without the operator's toolkit nothing generates CDI specs for containerd: the device
+        # plugin passes GPUs through NVIDIA_VISIBLE_DEVICES to the `nvidia` runtime instead
+        # (NVIDIA/gpu-operator controllers/object_controls.go, transformDevicePluginCtrForCDI).
+        "cdi": {"enabled": False},
         "operator": {"runtimeClass": RUNTIME_CLASS},
-        "toolkit": {"env": env},
         "dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": args.monitoring}},
     }
 
@@ -57,12 +62,11 @@ class GpuOperator(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sophia:index:GpuOperator", name, None, opts)
-        values = helm_values(args)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
                 "name": NAMESPACE,
-                # The driver/toolkit daemonsets need host access.
+                # The device plugin, validator and DCGM exporter need host access.
                 "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
             },
             opts=pulumi.ResourceOptions(parent=self),
@@ -70,13 +74,12 @@ class GpuOperator(pulumi.ComponentResource):
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name="gpu-operator",
-            chart="gpu-operator",
+            chart=chart_path("gpu-operator"),
             version=args.chart_version,
-            repository_opts={"repo": CHART_REPO},
             namespace=namespace.metadata.name,
-            values=values,
+            values=helm_values(args),
             atomic=True,
-            timeout=900,
+            timeout=RELEASE_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ready = [release]
@@ -90,7 +93,7 @@ class GpuOperator(pulumi.ComponentResource):
             metadata={"name": "gpu-smoke-test", "namespace": release.namespace, "annotations": checkov_skips(PINNED_BY_TAG)},
             spec={
                 "backoffLimit": 2,
-                "activeDeadlineSeconds": 900,
+                "activeDeadlineSeconds": SMOKE_TEST_DEADLINE_SECONDS,
                 "template": {
                     "spec": {
                         "restartPolicy": "Never",
@@ -112,6 +115,15 @@ class GpuOperator(pulumi.ComponentResource):
                     }
                 },
             },
-            # A Job is immutable: a changed one is deleted, then created (and run) again.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[release], delete_before_replace=True),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[release],
+                # A Job is immutable: a changed one is deleted, then created (and run) again.
+                delete_before_replace=True,
+                # pulumi-kubernetes waits 10 minutes for a Job unless told otherwise
+                # (provider/pkg/await/job.go, DefaultJobTimeoutMins): here, longer than the Job's
+                # deadline. It watches through client-go informers, which re-watch after a short
+                # API-server restart.
+                custom_timeouts=pulumi.CustomTimeouts(create=SMOKE_TEST_AWAIT, update=SMOKE_TEST_AWAIT),
+            ),
         )

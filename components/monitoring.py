@@ -1,5 +1,6 @@
-"""PrometheusStack: kube-prometheus-stack, installed by the stack that owns the cluster, so the
-ServiceMonitors of every stack on it are scraped."""
+"""PrometheusStack: kube-prometheus-stack (the chart vendored in charts/kube-prometheus-stack),
+installed by the stack that owns the cluster, so the ServiceMonitors of every stack on it are
+scraped."""
 
 from __future__ import annotations
 
@@ -8,13 +9,37 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+from components.charts import chart_path
+
 NAMESPACE = "monitoring"
+RELEASE_TIMEOUT_SECONDS = 900
+# k3s runs the controller manager, scheduler, kube-proxy and etcd inside its one k3s process: the
+# pods the chart's ServiceMonitors select do not exist, and their `absent(...)` alerts
+# (KubeControllerManagerDown, KubeSchedulerDown, KubeProxyDown, etcd members) would fire forever.
+# Disabling a component drops its Service, ServiceMonitor and alert rules together (the chart's
+# templates/prometheus/rules-1.14/*.yaml are conditioned on `<component>.enabled`).
+K3S_EMBEDDED_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeProxy", "kubeEtcd")
 
 
 @dataclass
 class PrometheusStackArgs:
-    chart_version: str
+    chart_version: str  # the vendored chart's version (stacks/compat.py)
+
+
+def helm_values() -> dict:
+    """The chart values for k3s (keys checked against the chart's values.yaml by `sophia-infra render`)."""
+    return {
+        # Scrape every ServiceMonitor and PodMonitor, not only the chart's own.
+        "prometheus": {
+            "prometheusSpec": {
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+            }
+        },
+        # Grafana's chart default admin password is public; dashboards are added separately.
+        "grafana": {"enabled": False},
+        **{component: {"enabled": False} for component in K3S_EMBEDDED_COMPONENTS},
+    }
 
 
 class PrometheusStack(pulumi.ComponentResource):
@@ -33,23 +58,12 @@ class PrometheusStack(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name="kube-prometheus-stack",
-            chart="kube-prometheus-stack",
+            chart=chart_path("kube-prometheus-stack"),
             version=args.chart_version,
-            repository_opts={"repo": CHART_REPO},
             namespace=namespace.metadata.name,
-            values={
-                # Scrape every ServiceMonitor and PodMonitor, not only the chart's own.
-                "prometheus": {
-                    "prometheusSpec": {
-                        "serviceMonitorSelectorNilUsesHelmValues": False,
-                        "podMonitorSelectorNilUsesHelmValues": False,
-                    }
-                },
-                # Grafana's chart default admin password is public; dashboards are added separately.
-                "grafana": {"enabled": False},
-            },
+            values=helm_values(),
             atomic=True,
-            timeout=900,
+            timeout=RELEASE_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"release": self.release.status})

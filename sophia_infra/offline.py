@@ -3,6 +3,9 @@ type, name, parent, dependencies, options and inputs (secrets kept as secrets)."
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +19,22 @@ from pulumi.runtime.sync_await import _sync_await
 
 from stacks.loader import SECRET_PLACEHOLDER as SECRET
 
+# What k3s-pulumi-token.sh prints: the Pulumi ServiceAccount's token Secret (base64 data).
+SAMPLE_TOKEN_SECRET = json.dumps(
+    {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "sophia-pulumi-token", "namespace": "kube-system"},
+        "data": {
+            "ca.crt": base64.b64encode(b"sample-ca").decode(),
+            "namespace": base64.b64encode(b"kube-system").decode(),
+            "token": base64.b64encode(b"sample-service-account-token").decode(),
+        },
+    }
+)
+# The first field of the server's agent-token file: K10 and the SHA-256 of its CA.
+SAMPLE_CA_HASH = "K10" + "c0ffee" * 10 + "c0ff"
 SAMPLE_KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters:
@@ -109,10 +128,14 @@ class RecordingMocks(pulumi_mocks.Mocks):
             outputs["outputs"] = {"kubeconfig": rpc.wrap_rpc_secret(SAMPLE_KUBECONFIG)}
             outputs["secretOutputNames"] = ["kubeconfig"]
         elif args.typ == "random:index/randomPassword:RandomPassword":
-            outputs["result"] = rpc.wrap_rpc_secret("r" * int(args.inputs.get("length", 32)))
+            # Distinct per resource (two generated tokens must differ), letters and digits only.
+            digest = hashlib.sha256(args.name.encode()).hexdigest() * 4
+            outputs["result"] = rpc.wrap_rpc_secret(digest[: int(args.inputs.get("length", 32))])
         elif args.typ == "command:remote:Command":
-            stdout = SAMPLE_KUBECONFIG if args.name.endswith("-kubeconfig") else ""
-            outputs["stdout"] = rpc.wrap_rpc_secret(stdout) if args.name.endswith("-kubeconfig") else stdout
+            if args.name.endswith("-kubeconfig"):
+                outputs["stdout"] = rpc.wrap_rpc_secret(SAMPLE_TOKEN_SECRET)
+            else:
+                outputs["stdout"] = SAMPLE_CA_HASH if args.name.endswith("-ca-hash") else ""
             outputs["stderr"] = ""
         elif args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs.get('imageName', 'image')}@sha256:{'0' * 64}"
@@ -120,6 +143,11 @@ class RecordingMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         return {}, None
+
+
+def _timeouts(timeouts: Any) -> dict[str, str]:
+    """The resource's customTimeouts that are set (create, update, delete)."""
+    return {op: getattr(timeouts, op) for op in ("create", "update", "delete") if timeouts is not None and getattr(timeouts, op)}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -146,6 +174,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "ignoreChanges": list(getattr(request, "ignoreChanges", [])),
             "replaceOnChanges": list(getattr(request, "replaceOnChanges", [])),
             "additionalSecretOutputs": list(getattr(request, "additionalSecretOutputs", [])),
+            "customTimeouts": _timeouts(getattr(request, "customTimeouts", None)),
             "provider": request.provider.split("::")[3] if request.provider else None,
         }
         dependencies = set(request.dependencies)

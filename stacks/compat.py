@@ -1,21 +1,36 @@
-"""What is known about k3s and NVIDIA GPU operator versions working together.
+"""What this project can deploy: the Helm charts vendored in `charts/` and the k3s releases they
+accept. The single source of the pinned chart versions (the model's defaults come from here, and
+tests/test_charts.py checks the vendored Chart.yaml files against it).
 
-k3s moved its embedded containerd to 2.0 (config version 3, template `config-v3.toml.tmpl`) in
-its March 2025 patch releases and in every release from 1.33 on. GPU operator charts before
-v25.10 edit containerd's config through that template; from v25.10 the toolkit writes a drop-in
-file and only needs the socket. The toolkit shipped before chart v25.3.0 cannot write a
-containerd 2.0 configuration.
+The GPU path: k3s finds the NVIDIA container runtime that the host's NVIDIA Container Toolkit
+(shipped by Lambda Stack) installs at /usr/bin/nvidia-container-runtime when it starts, and adds
+an `nvidia` runtime to the containerd configuration it generates (k3s-io/k3s
+pkg/agent/containerd/runtimes.go, `findNvidiaContainerRuntimes`). The GPU operator's own toolkit
+is disabled: before chart v25.10 it rewrites k3s's containerd template, from v25.10 it writes a
+drop-in k3s does not read, and either way it signals containerd, which takes k3s down with it.
+So the only supported operator is the vendored chart, configured with `toolkit.enabled: false`
+and the host's driver (`driver.enabled: false`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-_CONTAINERD2_FROM = {29: (1, 29, 15), 30: (1, 30, 11), 31: (1, 31, 7), 32: (1, 32, 3)}
-_FIRST_ALL_CONTAINERD2_MINOR = 33
-DROP_IN_CHART = (25, 10, 0)
-MIN_CHART_FOR_CONTAINERD2 = (25, 3, 0)
-K3S_CONTAINERD_DIR = "/var/lib/rancher/k3s/agent/etc/containerd"
+
+@dataclass(frozen=True)
+class VendoredChart:
+    name: str  # the directory under charts/
+    version: str  # Chart.yaml `version`
+    # The lowest Kubernetes version its Chart.yaml `kubeVersion` accepts (Helm refuses older ones).
+    min_kubernetes: tuple[int, int, int]
+
+
+# deployments/gpu-operator of NVIDIA/gpu-operator at v25.10.0 (kubeVersion ">= 1.16.0-0").
+GPU_OPERATOR_CHART = VendoredChart("gpu-operator", "v25.10.0", (1, 16, 0))
+# charts/kube-prometheus-stack of prometheus-community/helm-charts at 75.15.0 (kubeVersion ">=1.25.0-0").
+PROMETHEUS_STACK_CHART = VendoredChart("kube-prometheus-stack", "75.15.0", (1, 25, 0))
+VENDORED_CHARTS = (GPU_OPERATOR_CHART, PROMETHEUS_STACK_CHART)
 # Kubernetes minor versions the offline plan can validate manifests against: those whose schemas
 # the pinned kubernetes-validate ships (a test keeps the two in step).
 PLAN_KUBERNETES_MINORS = range(25, 38)
@@ -30,27 +45,26 @@ def version_tuple(version: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def k3s_has_containerd2(k3s_version: str) -> bool:
-    version = version_tuple(k3s_version)
-    if version[1] >= _FIRST_ALL_CONTAINERD2_MINOR:
-        return True
-    first = _CONTAINERD2_FROM.get(version[1])
-    return first is not None and version >= first
-
-
-def containerd_template(k3s_version: str, chart_version: str) -> str | None:
-    """The containerd config template the toolkit must edit, or None when the chart uses a drop-in."""
-    if version_tuple(chart_version) >= DROP_IN_CHART:
+def _vendored_only(chart: VendoredChart, version: str) -> str | None:
+    if version == chart.version:
         return None
-    name = "config-v3.toml.tmpl" if k3s_has_containerd2(k3s_version) else "config.toml.tmpl"
-    return f"{K3S_CONTAINERD_DIR}/{name}"
+    return (
+        f"only the vendored chart can be deployed (charts/{chart.name}, {chart.version});"
+        " to change it, vendor the release into charts/ and pin it in stacks/compat.py"
+    )
 
 
-def incompatibility(k3s_version: str, chart_version: str) -> str | None:
-    """Why this pair is known not to work, or None."""
-    if k3s_has_containerd2(k3s_version) and version_tuple(chart_version) < MIN_CHART_FOR_CONTAINERD2:
-        return (
-            f"gpu-operator chart {chart_version} cannot configure the containerd 2.0 of k3s {k3s_version};"
-            f" use chart v{'.'.join(map(str, MIN_CHART_FOR_CONTAINERD2))} or newer"
-        )
-    return None
+def gpu_operator_problem(chart_version: str) -> str | None:
+    return _vendored_only(GPU_OPERATOR_CHART, chart_version)
+
+
+def monitoring_stack_problem(chart_version: str) -> str | None:
+    return _vendored_only(PROMETHEUS_STACK_CHART, chart_version)
+
+
+def kubernetes_problem(chart: VendoredChart, k3s_version: str) -> str | None:
+    """Why the chart would refuse this k3s release (its Chart.yaml kubeVersion), or None."""
+    if version_tuple(k3s_version) >= chart.min_kubernetes:
+        return None
+    lowest = ".".join(map(str, chart.min_kubernetes))
+    return f"chart {chart.name} {chart.version} needs Kubernetes >= {lowest}; this k3s release is older"

@@ -201,6 +201,9 @@ def validate(raw: RawConfig) -> LoadedConfig:
             f" (pulumi config set --secret --path '{describe_path(path)}' ..., or from Pulumi ESC)"
             for path in missing
         ]
+    unset = _unset_settings(view, stack)
+    if unset and not raw.offline:
+        lines += [f"{raw.source}: {key}: {why}" for key, why in unset]
     if lines:
         raise ConfigError(list(dict.fromkeys(lines)))
     assert config is not None
@@ -208,7 +211,8 @@ def validate(raw: RawConfig) -> LoadedConfig:
         for path in missing:
             _set(values, path, SECRET_PLACEHOLDER)
         config = StackConfig.model_validate(values)
-    return LoadedConfig(config, tuple(describe_path(path) for path in missing), raw.notes)
+    notes = (*raw.notes, *(f"{raw.source}: {key}: not set; `pulumi up` requires it: {why}" for key, why in unset))
+    return LoadedConfig(config, tuple(describe_path(path) for path in missing), notes)
 
 
 def required_secrets(config: StackConfig) -> list[Path_]:
@@ -218,9 +222,33 @@ def required_secrets(config: StackConfig) -> list[Path_]:
     needed.append(("sophia-ai:snowflake", snowflake))
     if config.cluster_mode == "provision":
         needed.append(("sophia-ai:ssh", "privateKey"))
+        if config.k3s.etcd_s3 is not None:
+            needed += [("sophia-ai:k3s", "etcdS3", "accessKey"), ("sophia-ai:k3s", "etcdS3", "secretKey")]
     if config.registry_auth is not None:
         needed.append(("sophia-ai:registryAuth", "password"))
     return needed
+
+
+def required_settings(config: StackConfig, stack: str) -> list[tuple[str, str]]:
+    """Plain settings a stack file may leave out offline but `pulumi up` needs: the SSH host keys
+    of a production cluster's hosts (known only once the instances exist)."""
+    if config.cluster_mode != "provision" or model.environment_of(config, stack) != "production":
+        return []
+    hint = "required in production, every SSH connection checks it (ssh-keyscan -t ed25519 {} | cut -d' ' -f2-)"
+    unset = [("sophia-ai:ssh.hostKey", hint.format(config.lambda_ip))] if config.ssh.host_key is None else []
+    unset += [
+        (f"sophia-ai:ssh.agentHostKeys.{agent}", hint.format(agent))
+        for agent in config.k3s.agents
+        if agent not in config.ssh.agent_host_keys
+    ]
+    return unset
+
+
+def _unset_settings(view: StackConfig, stack: str) -> list[tuple[str, str]]:
+    try:
+        return required_settings(view, stack)
+    except model.Unknown:
+        return []
 
 
 def _missing_secrets(view: StackConfig) -> list[Path_]:

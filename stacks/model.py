@@ -12,6 +12,8 @@ broken key never hides another key's problem.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +33,14 @@ from policies.production import (
     is_allowed_registry,
     is_mutable_image,
 )
-from stacks.compat import MIN_CHART_FOR_CONTAINERD2, PLAN_KUBERNETES_MINORS, incompatibility
+from stacks.compat import (
+    GPU_OPERATOR_CHART,
+    PLAN_KUBERNETES_MINORS,
+    PROMETHEUS_STACK_CHART,
+    gpu_operator_problem,
+    kubernetes_problem,
+    monitoring_stack_problem,
+)
 from stacks.quantities import (
     MAX_QUANTITY_LENGTH,
     host_address_problem,
@@ -135,6 +144,27 @@ def _in_plan_range(version: str) -> str | None:
         f"must be Kubernetes 1.{PLAN_KUBERNETES_MINORS.start} to 1.{PLAN_KUBERNETES_MINORS.stop - 1},"
         " the versions the offline plan validates against"
     )
+
+
+def _ssh_host_key(text: str) -> str | None:
+    """An OpenSSH public key line as `ssh-keyscan` prints it after the host (pulumi-command parses
+    it with golang.org/x/crypto/ssh.ParseAuthorizedKey): its blob must start with its own type."""
+    kind, _, rest = text.partition(" ")
+    blob_text = rest.split(" ", 1)[0]
+    try:
+        blob = base64.b64decode(blob_text, validate=True)
+    except binascii.Error:
+        blob = b""
+    if blob[4 : 4 + int.from_bytes(blob[:4], "big")] != kind.encode():
+        return "must be an OpenSSH public host key whose key data matches its type (`ssh-keyscan -t ed25519 HOST`)"
+    return None
+
+
+def _s3_endpoint(text: str) -> str | None:
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if not is_host_name(host) or (port and not 0 < int(port) < 65536):
+        return "must be a host name with an optional :port and no scheme, such as s3.us-east-1.amazonaws.com"
+    return None
 
 
 def _port_in_range(text: str) -> str | None:
@@ -247,6 +277,34 @@ ContextName = Annotated[str, Text("context name", 253, r"[!-~]{1,253}", "a conte
 # A path, or the kubeconfig's contents: the loader requires contents to be set as a secret.
 Kubeconfig = Annotated[str, Text("path or contents", 256 * 1024, check=_kubeconfig)]
 ProviderName = Annotated[str, Text("package", 64, r"\*|[A-Za-z0-9_-]{1,64}", "a provider package name or *")]
+HostKey = Annotated[
+    str,
+    Text(
+        "SSH host key",
+        16384,
+        r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521"
+        r"|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]{16,}={0,2}( [ -~]{1,200})?",
+        "an OpenSSH public host key such as 'ssh-ed25519 AAAAC3Nza...' (`ssh-keyscan -t ed25519 HOST`, without the host)",
+        check=_ssh_host_key,
+        min_length=16,
+    ),
+]
+AbsolutePath = Annotated[
+    str, Text("absolute path", 255, r"(/[A-Za-z0-9._-]+)+", "an absolute path such as /lambda/nfs/sophia", min_length=2)
+]
+BucketName = Annotated[str, Text("bucket name", 63, r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name", min_length=3)]
+Region = Annotated[str, Text("region", 32, r"[a-z0-9]+(-[a-z0-9]+)*", "a region such as us-east-1", min_length=2)]
+Folder = Annotated[str, Text("folder", 255, r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a folder such as k3s/production")]
+S3Endpoint = Annotated[
+    str,
+    Text(
+        "S3 endpoint",
+        259,
+        r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?",
+        "host[:port] without a scheme",
+        check=_s3_endpoint,
+    ),
+]
 # Secrets: a PEM key fits in 16 KiB, a registry token (a JSON key file, a JWT) in 8 KiB.
 Secret = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
 LongSecret = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
@@ -353,6 +411,27 @@ class Ssh(Model):
     user: UnixUser = Field("ubuntu", description="SSH user on the hosts (Lambda Stack images use `ubuntu`, with sudo).")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     private_key: KeySecret | None = Field(None, description="SSH private key (OpenSSH PEM). Secret; required to provision.")
+    host_key: HostKey | None = Field(
+        None,
+        description="Public host key of the server (`ssh-keyscan -t ed25519 HOST`, without the host); every SSH"
+        " connection checks it. Required in production.",
+        examples=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGQ2ZXXfT2XFKgsTEW4GyKOwRFaWVKfj0ZyfXvh5o5yZ"],
+    )
+    agent_host_keys: dict[AgentHost, HostKey] = Field(
+        {},
+        max_length=MAX_AGENTS,
+        description="Public host key of each agent, by its address in `k3s.agents`. Required in production.",
+        examples=[{"104.171.202.65": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGQ2ZXXfT2XFKgsTEW4GyKOwRFaWVKfj0ZyfXvh5o5yZ"}],
+    )
+
+
+class EtcdS3(Model):
+    endpoint: S3Endpoint = Field("s3.amazonaws.com", description="S3 endpoint, host[:port] without a scheme.")
+    bucket: BucketName = Field(description="Bucket of the snapshots.", examples=["sophia-etcd-snapshots"])
+    region: Region = Field("us-east-1", description="Region of the bucket.")
+    folder: Folder | None = Field(None, description="Folder in the bucket.", examples=["k3s/production"])
+    access_key: Secret | None = Field(None, description="Access key id. Secret; required with etcdS3.")
+    secret_key: Secret | None = Field(None, description="Secret access key. Secret; required with etcdS3.")
 
 
 class K3s(Model):
@@ -376,11 +455,26 @@ class K3s(Model):
     )
     keep_on_destroy: bool = Field(False, description="Leave k3s installed when the stack is destroyed.")
     token: Secret | None = Field(None, description="Cluster join token. Secret; generated when unset.")
+    agent_token: Secret | None = Field(
+        None, description="Join token of agents only (k3s `agent-token`). Secret; generated when unset."
+    )
+    snapshot_dir: AbsolutePath | None = Field(
+        None,
+        description="Directory of the etcd snapshots (k3s `etcd-snapshot-dir`), e.g. a Lambda persistent"
+        " filesystem that outlives the instance; unset keeps k3s's default on the host's disk.",
+        examples=["/lambda/nfs/sophia-etcd"],
+    )
+    etcd_s3: EtcdS3 | None = Field(None, description="Copy every etcd snapshot to an S3-compatible bucket too.")
 
 
 class GpuOperator(Model):
-    chart_version: ChartVersion = Field("v25.10.0", description="Version of NVIDIA's `gpu-operator` Helm chart.")
-    driver_enabled: bool = Field(False, description="Let the operator install the driver (false: Lambda Stack preinstalls it).")
+    chart_version: ChartVersion = Field(
+        GPU_OPERATOR_CHART.version,
+        description="Version of NVIDIA's `gpu-operator` Helm chart; must be the one vendored in `charts/gpu-operator`.",
+    )
+    driver_enabled: bool = Field(
+        False, description="Let the operator install the driver; refused (the host's container toolkit needs the host's driver)."
+    )
     smoke_test: bool | None = Field(
         None, description="Run a cuda-vectoradd Job that must succeed; unset means on in production only.", examples=[True]
     )
@@ -388,7 +482,9 @@ class GpuOperator(Model):
 
 class MonitoringStack(Model):
     chart_version: ChartVersion = Field(
-        "75.15.0", description="Version of the `kube-prometheus-stack` chart this cluster-owning stack installs."
+        PROMETHEUS_STACK_CHART.version,
+        description="Version of the `kube-prometheus-stack` chart this cluster-owning stack installs; must be the one"
+        " vendored in `charts/kube-prometheus-stack`.",
     )
 
 
@@ -620,15 +716,29 @@ def _cluster_stack_is_another(c: StackConfig, stack: str) -> Iterator[Problem]:
 
 
 @_check
-def _gpu_operator_fits_k3s(c: StackConfig, stack: str) -> Iterator[Problem]:
-    # The reason names both versions; the problem names the keys, so no value of a key marked secret shows.
-    if c.lambda_ip is not None and incompatibility(c.k3s.version, c.gpu_operator.chart_version):
+def _charts_are_the_vendored_ones(c: StackConfig, stack: str) -> Iterator[Problem]:
+    if c.lambda_ip is None:
+        return
+    if reason := gpu_operator_problem(c.gpu_operator.chart_version):
+        yield _problem(("sophia-ai:gpuOperator", "chartVersion"), reason, c.gpu_operator.chart_version)
+    if reason := monitoring_stack_problem(c.monitoring_stack.chart_version):
+        yield _problem(("sophia-ai:monitoringStack", "chartVersion"), reason, c.monitoring_stack.chart_version)
+    if c.gpu_operator.driver_enabled:
         yield _problem(
-            ("sophia-ai:gpuOperator", "chartVersion"),
-            "this gpu-operator chart cannot configure the containerd 2.0 of the configured k3s (sophia-ai:k3s.version);"
-            f" use chart v{'.'.join(map(str, MIN_CHART_FOR_CONTAINERD2))} or newer",
-            c.gpu_operator.chart_version,
+            ("sophia-ai:gpuOperator", "driverEnabled"),
+            "must be false: k3s uses the host's NVIDIA container toolkit, which needs the host's driver",
         )
+    for chart in [GPU_OPERATOR_CHART, *([PROMETHEUS_STACK_CHART] if c.features.monitoring else [])]:
+        if reason := kubernetes_problem(chart, c.k3s.version):
+            yield _problem(("sophia-ai:k3s", "version"), reason)
+
+
+@_check
+def _host_keys_of_agents(c: StackConfig, stack: str) -> Iterator[Problem]:
+    agents = {_host_key(agent) for agent in c.k3s.agents}
+    for address in c.ssh.agent_host_keys:
+        if _host_key(address) not in agents:
+            yield _problem(("sophia-ai:ssh", "agentHostKeys", address), "is not one of sophia-ai:k3s.agents")
 
 
 @_check

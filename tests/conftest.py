@@ -31,6 +31,11 @@ SENTINELS = {
 }
 
 
+# The public SSH host key a provisioning stack checks (`pulumi up` of production requires one; a
+# stack file cannot hold it before the instance exists).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     """The `config:` section of a real stack file."""
     return yaml.safe_load((PROJECT / f"Pulumi.{stack}.yaml").read_text())["config"]
@@ -119,6 +124,8 @@ def run_stack() -> RunStack:
     def run(stack: str, changes: dict[str, Any] | None = None, without: tuple[str, ...] = ()) -> Run:
         merged = {**stack_config(stack), **(changes or {})}
         config = {key: value for key, value in merged.items() if value is not None}
+        if "lambdaLabs:ip" in config:
+            config["sophia-ai:ssh"] = {"hostKey": HOST_KEY, **config.get("sophia-ai:ssh", {})}
         config, secret_keys = with_secrets(config, provision="lambdaLabs:ip" in config, without=without)
         pulumi.runtime.set_all_config(engine_config(config), sorted(secret_keys))
         return Run(offline.run(program.main, stack=stack))

@@ -211,11 +211,11 @@ BROKEN = [
         f"{DEV}: sophia-ai:k3s: only applies when this stack installs k3s (lambdaLabs:ip)",
     ),
     (
-        "incompatible gpu operator",
+        "gpu operator chart that is not vendored",
         "sophia-ai-production",
         {"sophia-ai:gpuOperator": {"chartVersion": "v24.9.2"}},
-        f"{PROD}: sophia-ai:gpuOperator.chartVersion: this gpu-operator chart cannot configure the containerd 2.0 of the"
-        " configured k3s (sophia-ai:k3s.version); use chart v25.3.0 or newer, got 'v24.9.2'",
+        f"{PROD}: sophia-ai:gpuOperator.chartVersion: only the vendored chart can be deployed (charts/gpu-operator,"
+        " v25.10.0); to change it, vendor the release into charts/ and pin it in stacks/compat.py, got 'v24.9.2'",
     ),
     (
         "duplicate mcp server",

@@ -29,7 +29,7 @@ from stacks import loader, model, reference, stackfile
 from stacks.loader import ConfigError, RawConfig
 from stacks.quantities import is_dns_label, parse_quantity
 from stacks.stackfile import describe_path
-from tests.conftest import PROJECT, SENTINELS, engine_config, stack_config
+from tests.conftest import HOST_KEY, PROJECT, SENTINELS, engine_config, stack_config
 
 DEV, STAGING, PROD = "sophia-ai-dev", "sophia-ai-staging", "sophia-ai-production"
 PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nSENTINEL-PEM-b3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -68,9 +68,19 @@ def _secret_spots(config: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             yield key, field, value
 
 
+def _with_host_key(config: dict[str, Any]) -> dict[str, Any]:
+    """A provisioning stack as it is deployed: with its server's SSH host key (offline it is only
+    a note, under the engine a production stack needs it)."""
+    config = copy.deepcopy(config)
+    ssh = config.get("sophia-ai:ssh", {})
+    if "lambdaLabs:ip" in config and isinstance(ssh, dict) and "hostKey" not in ssh:
+        config["sophia-ai:ssh"] = {**ssh, "hostKey": HOST_KEY}
+    return config
+
+
 def with_file_secrets(stack: str, config: dict[str, Any]) -> dict[str, Any]:
     """`config` with the secrets its stack needs, as a stack file holds them."""
-    config = copy.deepcopy(config)
+    config = _with_host_key(config)
     for key, field, _ in _secret_spots(config):
         config[key] = {**config.get(key, {}), field: {"secure": "v1:c2VjcmV0"}}
     return config
@@ -78,7 +88,7 @@ def with_file_secrets(stack: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def engine_secrets(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """`config` with the secrets its stack needs, as the engine hands them over."""
-    config = copy.deepcopy(config)
+    config = _with_host_key(config)
     keys = set()
     for key, field, value in _secret_spots(config):
         config[key] = {**config.get(key, {}), field: value}
@@ -425,8 +435,8 @@ def test_the_default_kubernetes_provider_must_be_disabled(providers: Any):
 
 def test_an_empty_kubeconfig_never_reaches_the_provider():
     with pytest.raises(ValueError, match="kubeconfig is empty"):
-        cluster._not_blank("  \n")
-    assert cluster._not_blank("~/.kube/config") == "~/.kube/config"
+        cluster._required_kubeconfig("  \n")
+    assert cluster._required_kubeconfig("~/.kube/config") == "~/.kube/config"
 
 
 # --- 7. production rules cover every image ----------------------------------------------------

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from infrastructure import program
 from sophia_infra import cli, offline
 from stacks import loader
-from tests.conftest import STACKS, engine_config, stack_config, with_secrets
+from tests.conftest import HOST_KEY, STACKS, engine_config, stack_config, with_secrets
 from tests.test_config_classes import engine_lines, engine_secrets, file_lines, with_file_secrets
 from tests.test_policies import violations
 
@@ -259,6 +259,9 @@ def plausible(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             "nodeLabels": draw(st.sampled_from([{"gpu": "true"}, {"sophia.ai/pool": "a100", "gpu": ""}])),
         }
         config["sophia-ai:gpuOperator"] = {"smokeTest": draw(st.booleans())}
+        # As deployed: the hosts' SSH keys are known (offline they are only a note).
+        agents = config["sophia-ai:k3s"]["agents"]
+        config["sophia-ai:ssh"] = {"hostKey": HOST_KEY, "agentHostKeys": dict.fromkeys(agents, HOST_KEY)}
     return stack, config
 
 
