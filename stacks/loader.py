@@ -164,6 +164,8 @@ def required_secrets(config: StackConfig) -> list[Path_]:
         needed.append(("sophia-ai:ssh", "privateKey"))
     if config.registry_auth is not None:
         needed.append(("sophia-ai:registryAuth", "password"))
+    if config.redis.backup is not None and config.redis.backup.s3 is not None:
+        needed.extend(("sophia-ai:redis", "backup", "s3", key) for key in ("accessKeyId", "secretAccessKey"))
     return needed
 
 

@@ -113,6 +113,95 @@ ChartVersion = Annotated[
 UnixUser = Annotated[str, AfterValidator(_pattern(_UNIX_USER, "a Unix user name", "user name"))]
 McpName = Annotated[str, AfterValidator(_pattern(_MCP_NAME, "a lower-case name of letters, digits and '_'", "name"))]
 
+# What the k3s uninstaller deletes (k3s-io/k3s install.sh, create_uninstall and create_killall).
+K3S_OWNED_PATHS = ("/var/lib/rancher/k3s", "/etc/rancher", "/var/lib/kubelet", "/run/k3s", "/run/flannel", "/var/lib/cni")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_CRON_FIELD = re.compile(r"[0-9*/,-]{1,20}")
+
+
+def _secret_text(max_length: int):
+    """A secret's text: 1 to `max_length` characters, none of them a control character (a
+    newline would end the line it is read from). The message never shows the value."""
+
+    @_label("secret")
+    def check(value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if not 1 <= len(text) <= max_length:
+            raise ValueError(f"must be 1 to {max_length} characters long")
+        if _CONTROL.search(text):
+            raise ValueError("must not contain control characters (newline, tab, ...)")
+        return value
+
+    return check
+
+
+def _absolute_path(value: str) -> str:
+    parts = value.split("/")
+    if len(value) > 200 or parts[0] != "" or not all(_PATH_SEGMENT.fullmatch(p) for p in parts[1:]):
+        raise ValueError(f"must be an absolute path of letters, digits, '.', '_' and '-' (at most 200 characters), got {value!r}")
+    return value
+
+
+@_label("absolute path")
+def _data_dir(value: str) -> str:
+    _absolute_path(value)
+    for owned in K3S_OWNED_PATHS:
+        if value == owned or value.startswith(f"{owned}/"):
+            raise ValueError(f"must be outside {owned}, which the k3s uninstaller deletes, got {value!r}")
+    return value
+
+
+@_label("absolute path")
+def _host_dir(value: str) -> str:
+    return _absolute_path(value)
+
+
+@_label("host[:port]")
+def _s3_endpoint(value: str) -> str:
+    host, _, port = value.partition(":")
+    if not is_host(host) or (port and not (port.isdigit() and port.isascii() and 1 <= int(port) <= 65535)):
+        raise ValueError(f"must be a host name or IPv4 address with an optional :port, got {value!r}")
+    return value
+
+
+@_label("folder")
+def _folder(value: str) -> str:
+    if len(value) > 200 or not all(_PATH_SEGMENT.fullmatch(p) for p in value.split("/")):
+        raise ValueError(f"must be path segments of letters, digits, '.', '_' and '-' joined by '/', got {value!r}")
+    return value
+
+
+@_label("cron schedule")
+def _cron(value: str) -> str:
+    fields = value.split(" ")
+    if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+        raise ValueError(f"must be a cron schedule of five fields (digits, '*', '/', ',', '-'), got {value!r}")
+    return value
+
+
+def _full(regex: re.Pattern[str], what: str, label: str):
+    @_label(label)
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(f"must be {what}, got {value!r}")
+        return value
+
+    return check
+
+
+RedisPassword = Annotated[SecretStr, AfterValidator(_secret_text(512))]
+SecretText = Annotated[SecretStr, AfterValidator(_secret_text(256))]
+DataDir = Annotated[str, AfterValidator(_data_dir)]
+HostDir = Annotated[str, AfterValidator(_host_dir)]
+S3Endpoint = Annotated[str, AfterValidator(_s3_endpoint)]
+Bucket = Annotated[str, AfterValidator(_full(_BUCKET, "an S3 bucket name (3 to 63 of a-z, 0-9, '.', '-')", "bucket name"))]
+Region = Annotated[str, AfterValidator(_full(_REGION, "a region such as us-east-1", "region"))]
+Folder = Annotated[str, AfterValidator(_folder)]
+Cron = Annotated[str, AfterValidator(_cron)]
+
 
 class Model(BaseModel):
     """Frozen, strict about unknown keys, camelCase in the stack files."""
@@ -162,13 +251,66 @@ class RegistryAuth(Model):
     password: SecretStr | None = Field(None, description="Registry token. Secret.")
 
 
+class S3Destination(Model):
+    """An S3-compatible bucket; the same shape serves k3s's etcd snapshots."""
+
+    endpoint: S3Endpoint = Field(
+        "s3.amazonaws.com", description="Host (and `:port`) of the S3 API.", examples=["minio.example.com:9000"]
+    )
+    bucket: Bucket = Field(description="Bucket, which must exist.", examples=["sophia-backups"])
+    region: Region = Field("us-east-1", description="Region of the bucket.")
+    folder: Folder | None = Field(None, description="Folder (key prefix) inside the bucket.", examples=["redis/production"])
+    access_key_id: SecretText | None = Field(None, description="Access key id. Secret.")
+    secret_access_key: SecretText | None = Field(None, description="Secret access key. Secret.")
+    insecure: bool = Field(False, description="Plain HTTP instead of HTTPS (e.g. a MinIO inside the cluster).")
+
+
+class RedisBackup(Model):
+    schedule: Cron = Field("0 */6 * * *", description="When to copy a snapshot of Redis off the host (cron, UTC).")
+    keep: int = Field(28, ge=1, le=1000, description="Copies kept at the destination; older ones are deleted.")
+    s3: S3Destination | None = Field(None, description="Copy to an S3-compatible bucket.")
+    host_path: HostDir | None = Field(
+        None,
+        description="Copy to this directory of every node: a Lambda persistent filesystem, writable by UID 10999.",
+        examples=["/lambda/nfs/sophia-backups/redis"],
+    )
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> RedisBackup:
+        if (self.s3 is None) == (self.host_path is None):
+            raise ValueError("set exactly one of s3 and hostPath")
+        return self
+
+
 class Redis(Model):
     image: Image = Field("redis:7.4.2-alpine", description="Official Redis image, pinned.")
     storage_size: Quantity = Field("8Gi", description="Size of the append-only-file volume.")
-    storage_class: DnsName = Field("local-path", description="StorageClass of the volume (k3s ships local-path).")
+    storage_class: DnsName = Field(
+        "local-path", description="StorageClass of the volume where it is not retained (production has a class of its own)."
+    )
+    data_path: DataDir = Field(
+        "/var/lib/sophia/storage",
+        description="Node directory of production's retained volume, outside k3s's own directories; k3s's"
+        " `default-local-storage-path` must be the same.",
+    )
     resources: Resources = Field(Resources(cpu="250m", memory="512Mi"), description="CPU and memory request and limit of Redis.")
-    password: SecretStr | None = Field(None, description="Redis password. Secret; generated when unset.")
+    password: RedisPassword | None = Field(None, description="Redis password. Secret; generated when unset.")
     password_rotation: int = Field(0, ge=0, description="Bump to generate a new Redis password (when generated).")
+    keep_previous_password: bool = Field(
+        False, description="Redis still accepts the generated password of the previous rotation (while clients roll)."
+    )
+    previous_password: RedisPassword | None = Field(
+        None, description="A configured password Redis still accepts (while clients roll to `password`). Secret."
+    )
+    backup: RedisBackup | None = Field(None, description="Periodic copies of Redis's data off the host.")
+
+    @model_validator(mode="after")
+    def _previous_password(self) -> Redis:
+        if self.keep_previous_password and (self.password is not None or self.password_rotation == 0):
+            raise ValueError("keepPreviousPassword needs a generated password rotated at least once (passwordRotation >= 1)")
+        if self.previous_password is not None and self.password is None:
+            raise ValueError("previousPassword needs password (a configured password)")
+        return self
 
 
 class Snowflake(Model):
