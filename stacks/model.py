@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from stacks.compat import incompatibility
@@ -122,20 +122,17 @@ _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _CRON_FIELD = re.compile(r"[0-9*/,-]{1,20}")
 
 
-def _secret_text(max_length: int):
+def _secret_text(value: SecretStr | None, max_length: int) -> SecretStr | None:
     """A secret's text: 1 to `max_length` characters, none of them a control character (a
     newline would end the line it is read from). The message never shows the value."""
-
-    @_label("secret")
-    def check(value: SecretStr) -> SecretStr:
-        text = value.get_secret_value()
-        if not 1 <= len(text) <= max_length:
-            raise ValueError(f"must be 1 to {max_length} characters long")
-        if _CONTROL.search(text):
-            raise ValueError("must not contain control characters (newline, tab, ...)")
+    if value is None:
         return value
-
-    return check
+    text = value.get_secret_value()
+    if not 1 <= len(text) <= max_length:
+        raise ValueError(f"must be 1 to {max_length} characters long")
+    if _CONTROL.search(text):
+        raise ValueError("must not contain control characters (newline, tab, ...)")
+    return value
 
 
 def _absolute_path(value: str) -> str:
@@ -192,8 +189,6 @@ def _full(regex: re.Pattern[str], what: str, label: str):
     return check
 
 
-RedisPassword = Annotated[SecretStr, AfterValidator(_secret_text(512))]
-SecretText = Annotated[SecretStr, AfterValidator(_secret_text(256))]
 DataDir = Annotated[str, AfterValidator(_data_dir)]
 HostDir = Annotated[str, AfterValidator(_host_dir)]
 S3Endpoint = Annotated[str, AfterValidator(_s3_endpoint)]
@@ -260,9 +255,14 @@ class S3Destination(Model):
     bucket: Bucket = Field(description="Bucket, which must exist.", examples=["sophia-backups"])
     region: Region = Field("us-east-1", description="Region of the bucket.")
     folder: Folder | None = Field(None, description="Folder (key prefix) inside the bucket.", examples=["redis/production"])
-    access_key_id: SecretText | None = Field(None, description="Access key id. Secret.")
-    secret_access_key: SecretText | None = Field(None, description="Secret access key. Secret.")
+    access_key_id: SecretStr | None = Field(None, description="Access key id. Secret.")
+    secret_access_key: SecretStr | None = Field(None, description="Secret access key. Secret.")
     insecure: bool = Field(False, description="Plain HTTP instead of HTTPS (e.g. a MinIO inside the cluster).")
+
+    @field_validator("access_key_id", "secret_access_key")
+    @classmethod
+    def _key_text(cls, value: SecretStr | None) -> SecretStr | None:
+        return _secret_text(value, 256)
 
 
 class RedisBackup(Model):
@@ -294,15 +294,21 @@ class Redis(Model):
         " `default-local-storage-path` must be the same.",
     )
     resources: Resources = Field(Resources(cpu="250m", memory="512Mi"), description="CPU and memory request and limit of Redis.")
-    password: RedisPassword | None = Field(None, description="Redis password. Secret; generated when unset.")
+    password: SecretStr | None = Field(None, description="Redis password. Secret; generated when unset.")
     password_rotation: int = Field(0, ge=0, description="Bump to generate a new Redis password (when generated).")
     keep_previous_password: bool = Field(
         False, description="Redis still accepts the generated password of the previous rotation (while clients roll)."
     )
-    previous_password: RedisPassword | None = Field(
+    previous_password: SecretStr | None = Field(
         None, description="A configured password Redis still accepts (while clients roll to `password`). Secret."
     )
     backup: RedisBackup | None = Field(None, description="Periodic copies of Redis's data off the host.")
+
+    @field_validator("password", "previous_password")
+    @classmethod
+    def _password_text(cls, value: SecretStr | None) -> SecretStr | None:
+        # Any other text is safe: Redis only ever sees its SHA-256 (components/redis.py).
+        return _secret_text(value, 512)
 
     @model_validator(mode="after")
     def _previous_password(self) -> Redis:

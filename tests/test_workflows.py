@@ -72,11 +72,12 @@ def test_main_builds_every_image_then_deploys_dev_staging_production_in_order():
     assert deploy["environment"] == "${{ inputs.environment }}"
 
 
-def test_rotation_bumps_markers_in_a_pull_request_monthly():
+def test_rotation_bumps_markers_in_a_pull_request_monthly_then_retires_the_old_password():
     rotation = load("secret-rotation.yml")
-    assert rotation[True]["schedule"] == [{"cron": "0 6 1 * *"}] and "workflow_dispatch" in rotation[True]
+    assert rotation[True]["schedule"] == [{"cron": "0 6 1 * *"}, {"cron": "0 6 8 * *"}] and "workflow_dispatch" in rotation[True]
     script = "\n".join(every("run", rotation))
     assert "sophia-ai:redis.passwordRotation" in script and "gh pr create" in script
+    assert "'sophia-ai:redis.keepPreviousPassword' true" in script and "'sophia-ai:redis.keepPreviousPassword' false" in script
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
