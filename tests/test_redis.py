@@ -5,6 +5,7 @@ configuration uses only what both accept: see components/redis.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 import pulumi.runtime
 import pytest
 import redis as redis_py
+import yaml
 from moto.server import ThreadedMotoServer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -162,6 +164,24 @@ def test_generated_passwords_are_one_resource_per_rotation_and_the_previous_one_
     two = run_stack("sophia-ai-dev", {"sophia-ai:redis": {"passwordRotation": 3, "keepPreviousPassword": True}}, without=without)
     assert {"redis-password-2", "redis-password-3"} <= two.names("RandomPassword")
     assert two.get("core/v1:Secret", "redis-acl").plain_inputs["stringData"]["users.acl"].count("#") == 2
+
+
+def test_the_oldest_generated_password_takes_over_the_one_made_before_generations_had_names(
+    run_stack: RunStack, monkeypatch: pytest.MonkeyPatch
+):
+    """An upgrade must not change the password in use: `redis-password` becomes the oldest
+    generation still accepted, with the same keepers (so the same value)."""
+    aliases: dict[str, list] = {}
+    original = component.random.RandomPassword
+
+    def recording(name: str, *args, opts=None, **kwargs):
+        aliases[name] = [alias.name for alias in (opts.aliases or [])] if opts else []
+        return original(name, *args, opts=opts, **kwargs)
+
+    monkeypatch.setattr(component.random, "RandomPassword", recording)
+    redis = {"passwordRotation": 4, "keepPreviousPassword": True}
+    run_stack("sophia-ai-dev", {"sophia-ai:redis": redis}, without=("sophia-ai:redis",))
+    assert aliases["redis-password-3"] == ["redis-password"] and aliases["redis-password-4"] == []
 
 
 @pytest.mark.parametrize(
@@ -702,3 +722,67 @@ def test_a_backup_to_a_directory_keeps_the_newest(tmp_path: Path, servers: list[
     newest = (tmp_path / "snapshot" / "name").read_text().strip()
     assert sorted(p.name for p in target.iterdir()) == sorted(["notes.txt", "redis-20220101T000000Z.rdb", newest])
     assert (target / newest).read_bytes() == (tmp_path / "snapshot" / "dump.rdb").read_bytes()
+
+
+# --- the rotation workflow, with stubbed pulumi and gh ------------------------------------------
+
+PULUMI_STUB = """#!/usr/bin/env python3
+import json, sys
+state = json.load(open(sys.argv[0] + ".json"))
+args = sys.argv[1:]
+stack, key = args[args.index("--stack") + 1], args[args.index("--path") + 1]
+values = state.setdefault(stack, {})
+if args[:2] == ["config", "get"]:
+    if key not in values:
+        sys.exit(1)
+    print(values[key])
+elif args[:2] == ["config", "set"]:
+    values[key] = args[-1]
+    json.dump(state, open(sys.argv[0] + ".json", "w"))
+"""
+
+
+def rotation_run(tmp_path: Path, state: dict, open_pull_requests: int = 0) -> tuple[str, dict]:
+    """The workflow's decide and change steps, as GitHub would run them (bash, $GITHUB_OUTPUT)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "pulumi").write_text(PULUMI_STUB)
+    (bin_dir / "pulumi.json").write_text(json.dumps(state))
+    (bin_dir / "gh").write_text(f"#!/bin/sh\necho {open_pull_requests}\n")
+    for stub in ("pulumi", "gh"):
+        (bin_dir / stub).chmod(0o755)
+    workflow = yaml.safe_load((PROJECT / ".github/workflows/secret-rotation.yml").read_text())
+    job = workflow["jobs"]["rotate"]
+    output = tmp_path / "output"
+    output.write_text("")
+    env = {**os.environ, **job["env"], "PATH": f"{bin_dir}:{os.environ['PATH']}", "GITHUB_OUTPUT": str(output)}
+    step = ""
+    for entry in job["steps"]:
+        condition = entry.get("if", "")
+        if "run" not in entry or "gh pr create" in entry["run"]:
+            continue
+        if condition and f"== '{step}'" not in condition:
+            continue
+        subprocess.run(["bash", "-e", "-c", entry["run"]], env=env, check=True, capture_output=True, text=True)
+        step = output.read_text().partition("step=")[2].strip()
+    return step, json.loads((bin_dir / "pulumi.json").read_text())
+
+
+def test_the_rotation_workflow_adds_then_retires_and_waits_while_a_pull_request_is_open(tmp_path: Path):
+    keep, rotation, password = (
+        "sophia-ai:redis.keepPreviousPassword",
+        "sophia-ai:redis.passwordRotation",
+        "sophia-ai:redis.password",
+    )
+    state = {"sophia-ai-dev": {}, "sophia-ai-staging": {rotation: "2"}, "sophia-ai-production": {password: "[secret]"}}
+    step, after = rotation_run(tmp_path, state)
+    assert step == "rotate"
+    assert after["sophia-ai-dev"] == {rotation: "1", keep: "true"}
+    assert after["sophia-ai-staging"] == {rotation: "3", keep: "true"}
+    assert after["sophia-ai-production"] == {password: "[secret]"}  # configured: by hand
+    step, retired = rotation_run(tmp_path, after)
+    assert step == "retire"
+    assert retired["sophia-ai-dev"] == {rotation: "1", keep: "false"}
+    assert retired["sophia-ai-staging"] == {rotation: "3", keep: "false"}
+    step, unchanged = rotation_run(tmp_path, after, open_pull_requests=1)
+    assert step == "wait" and unchanged == after
