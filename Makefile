@@ -51,9 +51,11 @@ scan: plan $(SCAN_VENV)/.installed
 	$(SCAN_VENV)/bin/checkov --directory $(PLAN_DIR) --framework kubernetes --skip-download --quiet --compact \
 	  --skip-path 'manifests/[^/]+/'
 
-# The services' tests talk to a real Redis server (Debian's package; CI runs as root).
+# The services' tests talk to a real Redis server (Debian's package; CI runs as root); the Redis
+# backup tests upload with rclone (Debian's package; the backup pods run rclone's image).
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	@command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }
 
 unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server
 	$(BIN)/pytest --cov --cov-report=term-missing -m "not bench"

@@ -44,6 +44,8 @@ class EtcdS3Args:
     endpoint: str = "s3.amazonaws.com"
     region: str = "us-east-1"
     folder: str | None = None
+    # Plain HTTP (k3s `etcd-s3-insecure`), e.g. a MinIO on a private network.
+    insecure: bool = False
 
 
 @dataclass
@@ -67,6 +69,9 @@ class K3sClusterArgs:
     agent_token: pulumi.Input[str] | None = None
     snapshot_dir: str | None = None
     etcd_s3: EtcdS3Args | None = None
+    # Where k3s's local-path provisioner creates volumes (k3s `default-local-storage-path`): outside
+    # /var/lib/rancher/k3s, so a retained volume outlives a k3s uninstall. None keeps k3s's default.
+    local_storage_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ def server_config(args: K3sClusterArgs, secrets: ServerSecrets) -> str:
     }
     if args.snapshot_dir:
         config["etcd-snapshot-dir"] = args.snapshot_dir
+    if args.local_storage_path:
+        config["default-local-storage-path"] = args.local_storage_path
     if args.etcd_s3 is not None:
         s3 = args.etcd_s3
         config |= {
@@ -112,6 +119,8 @@ def server_config(args: K3sClusterArgs, secrets: ServerSecrets) -> str:
         }
         if s3.folder:
             config["etcd-s3-folder"] = s3.folder
+        if s3.insecure:
+            config["etcd-s3-insecure"] = True
     return yaml.safe_dump(config, sort_keys=True)
 
 

@@ -50,9 +50,9 @@ def _provision(config: StackConfig) -> Connection:
     k3s = config.k3s
     etcd_s3 = None
     if (s3 := k3s.etcd_s3) is not None:
-        access_key, secret_key = secret_output(s3.access_key), secret_output(s3.secret_key)
+        access_key, secret_key = secret_output(s3.access_key_id), secret_output(s3.secret_access_key)
         assert access_key is not None and secret_key is not None  # required by the loader with etcdS3
-        etcd_s3 = EtcdS3Args(s3.bucket, access_key, secret_key, s3.endpoint, s3.region, s3.folder)
+        etcd_s3 = EtcdS3Args(s3.bucket, access_key, secret_key, s3.endpoint, s3.region, s3.folder, s3.insecure)
     cluster = K3sCluster(
         "k3s",
         K3sClusterArgs(
@@ -71,6 +71,8 @@ def _provision(config: StackConfig) -> Connection:
             token=secret_output(k3s.token),
             agent_token=secret_output(k3s.agent_token),
             snapshot_dir=k3s.snapshot_dir,
+            # Production's retained Redis volume lives there (components/redis.py).
+            local_storage_path=config.redis.data_path,
             etcd_s3=etcd_s3,
         ),
         opts=pulumi.ResourceOptions(protect=config.environment == "production"),

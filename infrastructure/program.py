@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.backup import RedisBackup, RedisBackupArgs, S3Target
 from components.images import Build, RegistryCredentials, ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs, Route
 from components.namespace import Namespace, NamespaceArgs
@@ -15,6 +16,7 @@ from infrastructure import catalog, cluster, sizing
 from infrastructure.secrets import secret_output
 from stacks import loader
 from stacks.model import StackConfig
+from stacks.quantities import parse_quantity
 
 
 def main() -> None:
@@ -86,12 +88,17 @@ def build(config: StackConfig) -> None:
             storage_class=config.redis.storage_class,
             cpu=config.redis.resources.cpu,
             memory=config.redis.resources.memory,
+            memory_bytes=int(parse_quantity(config.redis.resources.memory)),
             password=secret_output(config.redis.password),
             rotation=config.redis.password_rotation,
+            keep_previous_password=config.redis.keep_previous_password,
+            previous_password=secret_output(config.redis.previous_password),
             retain_data=production,
+            data_path=config.redis.data_path,
         ),
         opts=on_cluster,
     )
+    backup_redis(config, ns, redis, on_cluster)
 
     sf = config.snowflake
     snowflake = SnowflakeConnection(
@@ -142,6 +149,8 @@ def build(config: StackConfig) -> None:
             secret_env["REDIS_PASSWORD"] = (redis.secret_name, "password")
             # Environment from a Secret is read at start: restart with a new password.
             annotations["sophia.ai/redis-config-hash"] = redis.config_hash
+        if spec.uses_snowflake:
+            annotations["sophia.ai/snowflake-credential-hash"] = snowflake.credential_hash
         services[spec.name] = Service(
             spec.name,
             ServiceArgs(
@@ -182,3 +191,40 @@ def build(config: StackConfig) -> None:
     pulumi.export("redisUrl", redis.url)
     if connection.kubeconfig is not None:
         pulumi.export("kubeconfig", pulumi.Output.secret(connection.kubeconfig))
+
+
+def backup_redis(config: StackConfig, ns: pulumi.Input[str], redis: Redis, opts: pulumi.ResourceOptions) -> None:
+    """Redis's backups, as configured (`sophia-ai:redis.backup`)."""
+    backup = config.redis.backup
+    if backup is None:
+        return
+    s3 = None
+    if backup.s3 is not None:
+        access_key_id = secret_output(backup.s3.access_key_id)
+        secret_access_key = secret_output(backup.s3.secret_access_key)
+        # The loader requires both secrets under pulumi up; offline they are placeholders.
+        assert access_key_id is not None and secret_access_key is not None
+        s3 = S3Target(
+            backup.s3.endpoint,
+            backup.s3.bucket,
+            backup.s3.region,
+            backup.s3.folder,
+            access_key_id,
+            secret_access_key,
+            backup.s3.insecure,
+        )
+    RedisBackup(
+        "redis-backup",
+        RedisBackupArgs(
+            namespace=ns,
+            redis_host=redis.service_name,
+            password_secret=redis.secret_name,
+            redis_image=config.redis.image,
+            schedule=backup.schedule,
+            keep=backup.keep,
+            snapshot_size=config.redis.resources.memory,
+            s3=s3,
+            host_path=backup.host_path,
+        ),
+        opts=opts,
+    )

@@ -223,9 +223,11 @@ def required_secrets(config: StackConfig) -> list[Path_]:
     if config.cluster_mode == "provision":
         needed.append(("sophia-ai:ssh", "privateKey"))
         if config.k3s.etcd_s3 is not None:
-            needed += [("sophia-ai:k3s", "etcdS3", "accessKey"), ("sophia-ai:k3s", "etcdS3", "secretKey")]
+            needed.extend(("sophia-ai:k3s", "etcdS3", key) for key in ("accessKeyId", "secretAccessKey"))
     if config.registry_auth is not None:
         needed.append(("sophia-ai:registryAuth", "password"))
+    if config.redis.backup is not None and config.redis.backup.s3 is not None:
+        needed.extend(("sophia-ai:redis", "backup", "s3", key) for key in ("accessKeyId", "secretAccessKey"))
     return needed
 
 

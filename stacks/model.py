@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
@@ -69,6 +69,9 @@ MAX_INSTANCE_NAME = 63 - len(f"-agent-{MAX_AGENTS}")
 # start on them. The few kubelet-owned exceptions (kubernetes.io/hostname, node.kubernetes.io/
 # instance-type, topology...) describe the host itself and are the kubelet's to set, not ours.
 _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
+# What the k3s uninstaller deletes (k3s-io/k3s install.sh, create_uninstall and create_killall):
+# data meant to outlive k3s lives elsewhere.
+K3S_OWNED_PATHS = ("/var/lib/rancher/k3s", "/etc/rancher", "/var/lib/kubelet", "/run/k3s", "/run/flannel", "/var/lib/cni")
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,24 @@ def _ssh_host_key(text: str) -> str | None:
 
 def _s3_endpoint(text: str) -> str | None:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
-    if not is_host_name(host) or (port and not 0 < int(port) < 65536):
-        return "must be a host name with an optional :port and no scheme, such as s3.us-east-1.amazonaws.com"
+    if not (is_host_name(host) or ip_address(host) is not None) or (port and not 0 < int(port) < 65536):
+        return "must be a host name or IPv4 address with an optional :port and no scheme, such as s3.us-east-1.amazonaws.com"
     return None
+
+
+def _outside_k3s(text: str) -> str | None:
+    for owned in K3S_OWNED_PATHS:
+        if text == owned or text.startswith(f"{owned}/"):
+            return f"must be outside {owned}, which the k3s uninstaller deletes"
+    return None
+
+
+def _no_control_characters(value: SecretStr) -> SecretStr:
+    # A newline would end the line a secret is read from (an env file, a client's config); the
+    # message never shows the value.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value.get_secret_value()):
+        raise ValueError("must not contain control characters (newline, tab, ...)")
+    return value
 
 
 def _port_in_range(text: str) -> str | None:
@@ -305,10 +323,32 @@ S3Endpoint = Annotated[
         check=_s3_endpoint,
     ),
 ]
+DataDir = Annotated[
+    str,
+    Text(
+        "absolute path",
+        200,
+        r"(/[A-Za-z0-9_][A-Za-z0-9._-]{0,63})+",
+        "an absolute path such as /var/lib/sophia/storage",
+        check=_outside_k3s,
+        min_length=2,
+    ),
+]
+Cron = Annotated[
+    str,
+    Text(
+        "cron schedule",
+        104,
+        r"[0-9*/,-]{1,20}( [0-9*/,-]{1,20}){4}",
+        "a cron schedule of five fields (digits, '*', '/', ',', '-')",
+    ),
+]
 # Secrets: a PEM key fits in 16 KiB, a registry token (a JSON key file, a JWT) in 8 KiB.
 Secret = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
 LongSecret = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
 KeySecret = Annotated[SecretStr, Field(min_length=1, max_length=16384)]
+# Read back as one line (an environment value, a client's config): no control characters.
+LineSecret = Annotated[SecretStr, Field(min_length=1, max_length=512), AfterValidator(_no_control_characters)]
 
 
 class Model(BaseModel):
@@ -368,13 +408,53 @@ class RegistryAuth(Model):
     password: LongSecret | None = Field(None, description="Registry token. Secret.")
 
 
+class S3Destination(Model):
+    """An S3-compatible bucket: where Redis's backups and k3s's etcd snapshots go."""
+
+    endpoint: S3Endpoint = Field(
+        "s3.amazonaws.com", description="Host (and `:port`) of the S3 API, no scheme.", examples=["s3.us-east-1.amazonaws.com"]
+    )
+    bucket: BucketName = Field(description="Bucket, which must exist.", examples=["sophia-backups"])
+    region: Region = Field("us-east-1", description="Region of the bucket.")
+    folder: Folder | None = Field(None, description="Folder (key prefix) inside the bucket.", examples=["production"])
+    access_key_id: LineSecret | None = Field(None, description="Access key id. Secret; required.")
+    secret_access_key: LineSecret | None = Field(None, description="Secret access key. Secret; required.")
+    insecure: bool = Field(False, description="Plain HTTP instead of HTTPS (e.g. a MinIO inside the cluster).")
+
+
+class RedisBackup(Model):
+    schedule: Cron = Field("0 */6 * * *", description="When to copy a snapshot of Redis off the host (cron, UTC).")
+    keep: int = Field(28, ge=1, le=1000, description="Copies kept at the destination; older ones are deleted.")
+    s3: S3Destination | None = Field(None, description="Copy to an S3-compatible bucket (exactly one of s3 and hostPath).")
+    host_path: AbsolutePath | None = Field(
+        None,
+        description="Copy to this directory of every node (e.g. `/lambda/nfs/sophia-backups/redis`): a Lambda"
+        " persistent filesystem, writable by UID 10999.",
+        examples=[None],
+    )
+
+
 class Redis(Model):
     image: Image = Field("redis:7.4.2-alpine", description="Official Redis image, pinned.")
     storage_size: StorageQuantity = Field("8Gi", description="Size of the append-only-file volume (1Mi to 64Ti, whole bytes).")
-    storage_class: DnsName = Field("local-path", description="StorageClass of the volume (k3s ships local-path).")
+    storage_class: DnsName = Field(
+        "local-path", description="StorageClass of the volume where it is not retained (production has a class of its own)."
+    )
+    data_path: DataDir = Field(
+        "/var/lib/sophia/storage",
+        description="Node directory of production's retained volume, outside k3s's own directories; the cluster's"
+        " k3s `default-local-storage-path` (set by the stack that provisions it) must be the same.",
+    )
     resources: Resources = Field(Resources(cpu="250m", memory="512Mi"), description="CPU and memory request and limit of Redis.")
-    password: Secret | None = Field(None, description="Redis password. Secret; generated when unset.")
+    password: LineSecret | None = Field(None, description="Redis password. Secret; generated when unset.")
     password_rotation: int = Field(0, ge=0, le=1_000_000, description="Bump to generate a new Redis password (when generated).")
+    keep_previous_password: bool = Field(
+        False, description="Redis still accepts the generated password of the previous rotation (while clients roll)."
+    )
+    previous_password: LineSecret | None = Field(
+        None, description="A configured password Redis still accepts (while clients roll to `password`). Secret."
+    )
+    backup: RedisBackup | None = Field(None, description="Periodic copies of Redis's data off the host.")
 
 
 class Snowflake(Model):
@@ -425,15 +505,6 @@ class Ssh(Model):
     )
 
 
-class EtcdS3(Model):
-    endpoint: S3Endpoint = Field("s3.amazonaws.com", description="S3 endpoint, host[:port] without a scheme.")
-    bucket: BucketName = Field(description="Bucket of the snapshots.", examples=["sophia-etcd-snapshots"])
-    region: Region = Field("us-east-1", description="Region of the bucket.")
-    folder: Folder | None = Field(None, description="Folder in the bucket.", examples=["k3s/production"])
-    access_key: Secret | None = Field(None, description="Access key id. Secret; required with etcdS3.")
-    secret_key: Secret | None = Field(None, description="Secret access key. Secret; required with etcdS3.")
-
-
 class K3s(Model):
     version: K3sVersion = Field("v1.33.5+k3s1", description="k3s release to install; bump it to upgrade.")
     dns_name: DnsName | None = Field(
@@ -464,7 +535,7 @@ class K3s(Model):
         " filesystem that outlives the instance; unset keeps k3s's default on the host's disk.",
         examples=["/lambda/nfs/sophia-etcd"],
     )
-    etcd_s3: EtcdS3 | None = Field(None, description="Copy every etcd snapshot to an S3-compatible bucket too.")
+    etcd_s3: S3Destination | None = Field(None, description="Copy every etcd snapshot to an S3-compatible bucket too.")
 
 
 class GpuOperator(Model):
@@ -731,6 +802,25 @@ def _charts_are_the_vendored_ones(c: StackConfig, stack: str) -> Iterator[Proble
     for chart in [GPU_OPERATOR_CHART, *([PROMETHEUS_STACK_CHART] if c.features.monitoring else [])]:
         if reason := kubernetes_problem(chart, c.k3s.version):
             yield _problem(("sophia-ai:k3s", "version"), reason)
+
+
+@_check
+def _one_backup_destination(c: StackConfig, stack: str) -> Iterator[Problem]:
+    backup = c.redis.backup
+    if backup is not None and (backup.s3 is None) == (backup.host_path is None):
+        yield _problem(("sophia-ai:redis", "backup"), "set exactly one of s3 and hostPath")
+
+
+@_check
+def _previous_redis_password(c: StackConfig, stack: str) -> Iterator[Problem]:
+    redis = c.redis
+    if redis.keep_previous_password and (redis.password is not None or redis.password_rotation == 0):
+        yield _problem(
+            ("sophia-ai:redis", "keepPreviousPassword"),
+            "needs a generated password rotated at least once (no password, passwordRotation >= 1)",
+        )
+    if redis.previous_password is not None and redis.password is None:
+        yield _problem(("sophia-ai:redis", "previousPassword"), "needs password (a configured password)")
 
 
 @_check

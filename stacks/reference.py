@@ -54,8 +54,10 @@ def _model(annotation: Any) -> type[BaseModel] | None:
 def _example(info: FieldInfo, annotation: Any, default: Any) -> Any:
     model = _model(annotation)
     if model is not None:
-        return {alias: _example(f, f.annotation, _nested_default(default, f)) for alias, f in _fields(model)}
-    if info.examples:
+        # A key whose example is None excludes another one the example sets: it is left out.
+        found = {alias: _example(f, f.annotation, _nested_default(default, f)) for alias, f in _fields(model)}
+        return {alias: value for alias, value in found.items() if value is not None}
+    if info.examples is not None:
         return info.examples[0]
     if _is_secret(annotation):
         return {"secure": "v1:..."}

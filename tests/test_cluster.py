@@ -33,8 +33,8 @@ S3 = {
     "bucket": "sophia-etcd",
     "region": "us-west-2",
     "folder": "k3s/production",
-    "accessKey": "SENTINEL-S3-ACCESS-KEY",
-    "secretKey": "SENTINEL-S3-SECRET-KEY",
+    "accessKeyId": "SENTINEL-S3-ACCESS-KEY",
+    "secretAccessKey": "SENTINEL-S3-SECRET-KEY",
 }
 
 
@@ -241,6 +241,16 @@ def test_etcd_snapshots_go_to_the_snapshot_dir_and_s3_with_secret_keys(run_stack
     assert "SENTINEL-S3" not in plain
 
 
+def test_volumes_are_created_where_a_k3s_uninstall_leaves_them(run_stack: RunStack):
+    # Production's Redis volume is retained in a class whose directory must be the provisioner's
+    # own (components/redis.py): k3s's default-local-storage-path, outside /var/lib/rancher/k3s.
+    run = run_stack(PROD, {"sophia-ai:redis": {"dataPath": "/lambda/nfs/sophia/storage"}})
+    config = yaml.safe_load(run.get("command:remote:Command", "k3s-server-install").plain_inputs["stdin"])
+    assert config["default-local-storage-path"] == "/lambda/nfs/sophia/storage"
+    default = yaml.safe_load(run_stack(PROD).get("command:remote:Command", "k3s-server-install").plain_inputs["stdin"])
+    assert default["default-local-storage-path"] == "/var/lib/sophia/storage"
+
+
 def test_server_config_is_stable_for_the_same_inputs():
     args = K3sClusterArgs(
         host="1.2.3.4", node_name="n", ssh_user="ubuntu", ssh_private_key="k", version="v1.33.5+k3s1", node_labels={"a": "b"}
@@ -348,7 +358,7 @@ def test_the_gpu_smoke_test_job_ends_before_pulumi_stops_waiting(run_stack: RunS
 
 def test_smoke_test_can_be_turned_off(run_stack: RunStack):
     run = run_stack(PROD, {"sophia-ai:gpuOperator": {"smokeTest": False}})
-    assert run.all("kubernetes:batch/v1:Job") == []
+    assert [job.name for job in run.all("kubernetes:batch/v1:Job")] == ["redis-acl-sync"]  # Redis's own
 
 
 def test_kube_prometheus_stack_does_not_scrape_what_k3s_runs_inside_itself(run_stack: RunStack):
@@ -420,8 +430,8 @@ def test_production_needs_every_hosts_ssh_key_to_deploy():
             "sophia-ai:k3s.etcdS3.endpoint: must be host[:port] without a scheme",
         ),
         (
-            {"sophia-ai:k3s": {"etcdS3": {"bucket": "b-1", "accessKey": "AKIA", "secretKey": "x"}}},
-            "sophia-ai:k3s.etcdS3.accessKey: must be set as a secret",
+            {"sophia-ai:k3s": {"etcdS3": {"bucket": "b-1", "accessKeyId": "AKIA", "secretAccessKey": "x"}}},
+            "sophia-ai:k3s.etcdS3.accessKeyId: must be set as a secret",
         ),
         ({"sophia-ai:gpuOperator": {"driverEnabled": True}}, "sophia-ai:gpuOperator.driverEnabled: must be false"),
         (
@@ -457,4 +467,4 @@ def test_s3_snapshot_keys_are_required_secrets():
     loaded = loader.validate(
         RawConfig(PROD_FILE, {**stack_config(PROD), "sophia-ai:k3s": {"etcdS3": {"bucket": "b-1"}}}, offline=True)
     )
-    assert {"sophia-ai:k3s.etcdS3.accessKey", "sophia-ai:k3s.etcdS3.secretKey"} <= set(loaded.missing_secrets)
+    assert {"sophia-ai:k3s.etcdS3.accessKeyId", "sophia-ai:k3s.etcdS3.secretAccessKey"} <= set(loaded.missing_secrets)

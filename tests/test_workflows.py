@@ -378,7 +378,6 @@ def test_the_ci_stack_deploys_what_dev_deploys(run_stack: RunStack):
 
 def test_rotation_opens_its_pull_request_with_a_token_that_triggers_the_checks():
     rotation = load("secret-rotation.yml")
-    assert rotation[True]["schedule"] == [{"cron": "0 6 1 * *"}] and "workflow_dispatch" in rotation[True]
     steps = rotation["jobs"]["rotate"]["steps"]
     app = next(step for step in steps if step.get("id") == "app")
     assert app["uses"].startswith("actions/create-github-app-token@")
@@ -391,6 +390,14 @@ def test_rotation_opens_its_pull_request_with_a_token_that_triggers_the_checks()
 
 
 # --- the offline checks themselves ------------------------------------------------------------
+
+
+def test_rotation_bumps_markers_in_a_pull_request_monthly_then_retires_the_old_password():
+    rotation = load("secret-rotation.yml")
+    assert rotation[True]["schedule"] == [{"cron": "0 6 1 * *"}, {"cron": "0 6 8 * *"}] and "workflow_dispatch" in rotation[True]
+    script = "\n".join(every("run", rotation))
+    assert "sophia-ai:redis.passwordRotation" in script and "gh pr create" in script
+    assert "'sophia-ai:redis.keepPreviousPassword' true" in script and "'sophia-ai:redis.keepPreviousPassword' false" in script
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
