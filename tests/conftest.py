@@ -18,6 +18,9 @@ from infrastructure import program
 from sophia_infra import offline
 from sophia_infra.offline import Recorded
 
+# Fixtures for running the services for real (processes, Redis, an OTLP receiver).
+pytest_plugins = ["tests.platform"]
+
 PROJECT = Path(__file__).resolve().parent.parent
 STACKS = ["sophia-ai-dev", "sophia-ai-staging", "sophia-ai-production"]
 
