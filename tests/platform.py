@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ import httpx
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+MCP_SERVERS = PROJECT / "mcp-servers"
+# The default servers and their tools.
+SERVERS = {
+    "ai_memory": {"remember", "recall", "forget"},
+    "hubspot": {"create_contact"},
+    "gong": {"list_calls"},
+    "slack": {"post_message"},
+}
+CREDENTIALS = {
+    "HUBSPOT_ACCESS_TOKEN": "hubspot-test-token",
+    "GONG_ACCESS_KEY": "gong-key",
+    "GONG_ACCESS_KEY_SECRET": "gong-secret",
+    "SLACK_BOT_TOKEN": "xoxb-test-token",
+}
 REDIS_PASSWORD = "standin-redis-password"
 # What a process inherits from the test run: nothing of the platform contract.
 CONTRACT_PREFIXES = (
@@ -86,12 +101,26 @@ class Process:
         return self.popen.returncode
 
 
+@dataclass
+class Server:
+    """A running MCP server."""
+
+    name: str
+    url: str
+    metrics_url: str
+    process: Process
+
+    def wait(self) -> None:
+        self.process.wait_for(self.url + "/health")
+
+
 class Processes:
     """Every process a test starts, stopped at the end."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.started: list[Process] = []
+        self.by_url: dict[str, Process] = {}
 
     def start(
         self, name: str, command: list[str], env: Mapping[str, str], health: str | None = None, cwd: Path = PROJECT
@@ -102,16 +131,31 @@ class Processes:
             process.wait_for(health)
         return process
 
-    def standin(self, kind: str, env: Mapping[str, str]) -> str:
+    def standin(self, kind: str, env: Mapping[str, str], wait: bool = True) -> str:
         """Start a stand-in of tests/platform_standins.py; its base URL."""
         port = free_port()
-        self.start(
-            f"standin-{kind}-{port}",
-            [sys.executable, "-m", "tests.platform_standins", kind],
-            {**env, "PORT": str(port)},
-            health=f"http://127.0.0.1:{port}/health",
+        url = f"http://127.0.0.1:{port}"
+        self.by_url[url] = self.start(
+            f"standin-{kind}-{port}", [sys.executable, "-m", "tests.platform_standins", kind], {**env, "PORT": str(port)}
         )
-        return f"http://127.0.0.1:{port}"
+        if wait:
+            self.wait(url)
+        return url
+
+    def wait(self, url: str) -> None:
+        """Wait for the stand-in at `url` to answer."""
+        self.by_url[url].wait_for(url + "/health")
+
+    def server(self, name: str, env: Mapping[str, str], cwd: Path = MCP_SERVERS, wait: bool = True) -> Server:
+        """Start the MCP server `name` of mcp-servers/ as its image would, with the platform
+        contract's environment (and `env`)."""
+        port, metrics_port = free_port(), free_port()
+        contract = {"PORT": str(port), "METRICS_PORT": str(metrics_port), "SOPHIA_ENVIRONMENT": "dev", "SERVICE": name}
+        process = self.start(f"mcp-{name}-{port}", [sys.executable, "-m", "sophia_mcp"], {**contract, **env}, cwd=cwd)
+        server = Server(name, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", process)
+        if wait:
+            server.wait()
+        return server
 
     def stop_all(self) -> None:
         for process in reversed(self.started):
@@ -127,8 +171,8 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         running.stop_all()
 
 
-@pytest.fixture(scope="module")
-def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+@pytest.fixture(scope="session")
+def session_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
     running = Processes(tmp_path_factory.mktemp("processes"))
     try:
         yield running
@@ -213,13 +257,48 @@ class OtlpReceiver:
         raise AssertionError(f"no such span in {timeout}s; got {json.dumps(self.spans)[:2000]}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def otlp() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver()
     try:
         yield receiver
     finally:
         receiver.server.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+def mcp_platform(
+    session_processes: Processes, redis_server: dict[str, str], otlp: OtlpReceiver, tmp_path_factory
+) -> dict[str, Any]:
+    """The memory stand-in (over the real Redis), a recording SaaS fake, and the four servers
+    with credentials, tracing and metrics on; ai_memory with two worker processes. Started
+    together, then waited for."""
+    saas_log = tmp_path_factory.mktemp("saas") / "requests.jsonl"
+    memory = session_processes.standin("memory", redis_server, wait=False)
+    saas = session_processes.standin("saas", {"SAAS_LOG": str(saas_log)}, wait=False)
+    apis = {"HUBSPOT_API_URL": saas, "GONG_API_URL": saas, "SLACK_API_URL": saas}
+    tracing = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=dev,service.namespace=sophia-ai",
+    }
+    servers = {
+        name: session_processes.server(
+            name,
+            {
+                **tracing,
+                "OTEL_SERVICE_NAME": f"mcp-{name.replace('_', '-')}",
+                "WEB_CONCURRENCY": "2" if name == "ai_memory" else "1",
+                **({"MEMORY_URL": memory} if name == "ai_memory" else {**apis, **CREDENTIALS}),
+            },
+            wait=False,
+        )
+        for name in SERVERS
+    }
+    for url in (memory, saas):
+        session_processes.wait(url)
+    for server in servers.values():
+        server.wait()
+    return {"servers": servers, "saas_log": saas_log, "memory": memory}
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

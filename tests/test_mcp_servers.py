@@ -13,49 +13,21 @@ import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
+import yaml
 from mcp import Client
 
+from infrastructure import catalog
+from stacks import loader
 from tests.conftest import PROJECT, STACKS, RunStack, stack_config
-from tests.platform import OtlpReceiver, Processes, free_port, json_lines, metric, run_async
+from tests.platform import MCP_SERVERS, SERVERS, OtlpReceiver, Processes, free_port, json_lines, metric, run_async
 
-MCP_SERVERS = PROJECT / "mcp-servers"
 DOCKERFILE = MCP_SERVERS / "docker/Dockerfile.mcp-server"
-SERVERS = {
-    "ai_memory": {"remember", "recall", "forget"},
-    "hubspot": {"create_contact"},
-    "gong": {"list_calls"},
-    "slack": {"post_message"},
-}
-CREDENTIALS = {
-    "HUBSPOT_ACCESS_TOKEN": "hubspot-test-token",
-    "GONG_ACCESS_KEY": "gong-key",
-    "GONG_ACCESS_KEY_SECRET": "gong-secret",
-    "SLACK_BOT_TOKEN": "xoxb-test-token",
-}
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    metrics_url: str
-    process: Any
-
-
-def start_server(processes: Processes, name: str, env: dict[str, str], cwd: Path = MCP_SERVERS) -> Server:
-    port, metrics_port = free_port(), free_port()
-    contract = {"PORT": str(port), "METRICS_PORT": str(metrics_port), "SOPHIA_ENVIRONMENT": "dev", "SERVICE": name}
-    process = processes.start(
-        f"mcp-{name}-{port}", [sys.executable, "-m", "sophia_mcp"], {**contract, **env}, f"http://127.0.0.1:{port}/health", cwd
-    )
-    return Server(name, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", process)
 
 
 def mcp(url: str, tool: str | None = None, arguments: dict[str, Any] | None = None):
@@ -80,51 +52,23 @@ def error(answer) -> str:
     return answer.content[0].text
 
 
-@pytest.fixture(scope="module")
-def platform(module_processes: Processes, redis_server: dict[str, str], otlp: OtlpReceiver, tmp_path_factory):
-    """The memory stand-in (over the real Redis), a recording SaaS fake, and the four servers
-    with credentials, tracing and metrics on; ai_memory with two worker processes."""
-    saas_log = tmp_path_factory.mktemp("saas") / "requests.jsonl"
-    memory = module_processes.standin("memory", redis_server)
-    saas = module_processes.standin("saas", {"SAAS_LOG": str(saas_log)})
-    apis = {"HUBSPOT_API_URL": saas, "GONG_API_URL": saas, "SLACK_API_URL": saas}
-    tracing = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
-        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=dev,service.namespace=sophia-ai",
-    }
-    servers = {
-        name: start_server(
-            module_processes,
-            name,
-            {
-                **tracing,
-                "OTEL_SERVICE_NAME": f"mcp-{name.replace('_', '-')}",
-                "WEB_CONCURRENCY": "2" if name == "ai_memory" else "1",
-                **({"MEMORY_URL": memory} if name == "ai_memory" else {**apis, **CREDENTIALS}),
-            },
-        )
-        for name in SERVERS
-    }
-    return {"servers": servers, "saas_log": saas_log, "memory": memory}
-
-
-def saas_requests(platform) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in platform["saas_log"].read_text().splitlines()]
+def saas_requests(mcp_platform) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in mcp_platform["saas_log"].read_text().splitlines()]
 
 
 # --- the tools, over MCP --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_each_server_lists_its_tools_over_streamable_http(platform, name: str):
-    tools = mcp(platform["servers"][name].url)
+def test_each_server_lists_its_tools_over_streamable_http(mcp_platform, name: str):
+    tools = mcp(mcp_platform["servers"][name].url)
     assert set(tools) == SERVERS[name]
     for tool in tools.values():
         assert tool.description and tool.input_schema["type"] == "object"
 
 
-def test_ai_memory_remembers_recalls_and_forgets_through_the_memory_service(platform, redis_server):
-    url = platform["servers"]["ai_memory"].url
+def test_ai_memory_remembers_recalls_and_forgets_through_the_memory_service(mcp_platform, redis_server):
+    url = mcp_platform["servers"]["ai_memory"].url
     assert result(mcp(url, "remember", {"key": "ceo:focus", "value": "Q3 board deck", "ttl_seconds": 600})) == {
         "key": "ceo:focus",
         "stored": True,
@@ -147,12 +91,12 @@ def test_ai_memory_remembers_recalls_and_forgets_through_the_memory_service(plat
         ("recall", {"key": "a" * 201}),
     ],
 )
-def test_ai_memory_refuses_bad_arguments_before_calling_the_memory_service(platform, tool: str, arguments):
-    assert "validation error" in error(mcp(platform["servers"]["ai_memory"].url, tool, arguments))
+def test_ai_memory_refuses_bad_arguments_before_calling_the_memory_service(mcp_platform, tool: str, arguments):
+    assert "validation error" in error(mcp(mcp_platform["servers"]["ai_memory"].url, tool, arguments))
 
 
-def test_hubspot_shapes_validates_and_sends_a_contact_with_its_token(platform):
-    url = platform["servers"]["hubspot"].url
+def test_hubspot_shapes_validates_and_sends_a_contact_with_its_token(mcp_platform):
+    url = mcp_platform["servers"]["hubspot"].url
     arguments = {"email": "Ada@Example.com", "first_name": " Ada ", "last_name": "Lovelace", "company": "Analytical"}
     dry = result(mcp(url, "create_contact", {**arguments, "dry_run": True}))
     expected = {
@@ -161,23 +105,23 @@ def test_hubspot_shapes_validates_and_sends_a_contact_with_its_token(platform):
         "json": {"properties": {"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace", "company": "Analytical"}},
     }
     assert dry == {"request": expected, "sent": False}
-    before = len(saas_requests(platform))
+    before = len(saas_requests(mcp_platform))
     sent = result(mcp(url, "create_contact", arguments))
     assert sent["sent"] is True and sent["response"]["id"] == "101"
-    received = saas_requests(platform)[before:]
+    received = saas_requests(mcp_platform)[before:]
     assert len(received) == 1
     assert received[0]["authorization"] == "Bearer hubspot-test-token"
     assert received[0]["json"] == expected["json"]
     assert "validation error" in error(mcp(url, "create_contact", {**arguments, "email": "not-an-email"}))
 
 
-def test_gong_lists_calls_of_a_time_range_with_basic_auth(platform):
-    url = platform["servers"]["gong"].url
+def test_gong_lists_calls_of_a_time_range_with_basic_auth(mcp_platform):
+    url = mcp_platform["servers"]["gong"].url
     arguments = {"from_time": "2026-01-01T00:00:00Z", "to_time": "2026-01-31T00:00:00+01:00"}
-    before = len(saas_requests(platform))
+    before = len(saas_requests(mcp_platform))
     sent = result(mcp(url, "list_calls", arguments))
     assert sent["response"]["calls"] == [{"id": "7"}]
-    (received,) = saas_requests(platform)[before:]
+    (received,) = saas_requests(mcp_platform)[before:]
     assert received["path"] == "/v2/calls"
     assert received["params"] == {"fromDateTime": "2026-01-01T00:00:00+00:00", "toDateTime": "2026-01-31T00:00:00+01:00"}
     assert received["authorization"] == "Basic " + __import__("base64").b64encode(b"gong-key:gong-secret").decode()
@@ -186,14 +130,14 @@ def test_gong_lists_calls_of_a_time_range_with_basic_auth(platform):
     assert "validation error" in error(mcp(url, "list_calls", {**arguments, "from_time": "2026-01-01T00:00:00"}))
 
 
-def test_slack_posts_a_message_and_reports_slacks_refusal(platform):
-    url = platform["servers"]["slack"].url
+def test_slack_posts_a_message_and_reports_slacks_refusal(mcp_platform):
+    url = mcp_platform["servers"]["slack"].url
     sent = result(
         mcp(url, "post_message", {"channel": "C0123456789", "text": "Board deck is ready", "thread_ts": "1700000000.000100"})
     )
     assert sent["request"]["json"] == {"channel": "C0123456789", "text": "Board deck is ready", "thread_ts": "1700000000.000100"}
     assert sent["response"]["ok"] is True
-    assert saas_requests(platform)[-1]["authorization"] == "Bearer xoxb-test-token"
+    assert saas_requests(mcp_platform)[-1]["authorization"] == "Bearer xoxb-test-token"
     assert "slack refused the request: channel_not_found" in error(
         mcp(url, "post_message", {"channel": "C0REFUSED0", "text": "hi"})
     )
@@ -202,7 +146,7 @@ def test_slack_posts_a_message_and_reports_slacks_refusal(platform):
 
 
 def test_a_saas_server_without_credentials_is_ready_dry_runs_and_refuses_to_send(processes: Processes):
-    server = start_server(processes, "hubspot", {"HUBSPOT_API_URL": "http://127.0.0.1:9"})
+    server = processes.server("hubspot", {"HUBSPOT_API_URL": "http://127.0.0.1:9"})
     ready = httpx.get(server.url + "/ready")
     assert ready.status_code == 200 and ready.json()["credentials"] == "missing"
     arguments = {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace"}
@@ -215,8 +159,8 @@ def test_a_saas_server_without_credentials_is_ready_dry_runs_and_refuses_to_send
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_health_and_readiness_answer(platform, name: str):
-    server = platform["servers"][name]
+def test_health_and_readiness_answer(mcp_platform, name: str):
+    server = mcp_platform["servers"][name]
     assert httpx.get(server.url + "/health").json() == {"status": "healthy", "service": name}
     ready = httpx.get(server.url + "/ready")
     assert ready.status_code == 200, ready.text
@@ -226,16 +170,18 @@ def test_health_and_readiness_answer(platform, name: str):
 
 
 def test_ai_memory_is_not_ready_without_its_memory_service(processes: Processes):
-    down = start_server(processes, "ai_memory", {"MEMORY_URL": f"http://127.0.0.1:{free_port()}"})
+    down = processes.server("ai_memory", {"MEMORY_URL": f"http://127.0.0.1:{free_port()}"}, wait=False)
+    unset = processes.server("ai_memory", {}, wait=False)
+    down.wait()
+    unset.wait()
     answer = httpx.get(down.url + "/ready")
     assert answer.status_code == 503 and answer.json()["memory"] == "ConnectError"
-    unset = start_server(processes, "ai_memory", {})
     assert httpx.get(unset.url + "/ready").status_code == 503
     assert "MEMORY_URL is not set" in error(mcp(unset.url, "recall", {"key": "k"}))
 
 
-def test_metrics_count_every_worker_by_route(platform):
-    server = platform["servers"]["ai_memory"]
+def test_metrics_count_every_worker_by_route(mcp_platform):
+    server = mcp_platform["servers"]["ai_memory"]
     before = httpx.get(server.metrics_url).text
     for _ in range(20):
         httpx.get(server.url + "/health")
@@ -256,8 +202,8 @@ def test_metrics_count_every_worker_by_route(platform):
     assert len(workers) >= 2, "WEB_CONCURRENCY=2 should start two worker processes"
 
 
-def test_traces_reach_the_otlp_endpoint_with_the_service_resource(platform, otlp: OtlpReceiver):
-    server = platform["servers"]["ai_memory"]
+def test_traces_reach_the_otlp_endpoint_with_the_service_resource(mcp_platform, otlp: OtlpReceiver):
+    server = mcp_platform["servers"]["ai_memory"]
     result(mcp(server.url, "remember", {"key": "traced", "value": "1"}))
     spans = otlp.wait_for(lambda s: s["resource"].get("service.name") == "mcp-ai-memory" and s["name"].startswith("POST /mcp"))
     assert spans[0]["resource"]["deployment.environment"] == "dev"
@@ -273,8 +219,8 @@ def test_traces_reach_the_otlp_endpoint_with_the_service_resource(platform, otlp
 
 
 @pytest.mark.parametrize("name", SERVERS)
-def test_logs_are_json_lines_with_service_and_trace_ids(platform, name: str):
-    server = platform["servers"][name]
+def test_logs_are_json_lines_with_service_and_trace_ids(mcp_platform, name: str):
+    server = mcp_platform["servers"][name]
     mcp(server.url)
     lines = json_lines(server.process.output())
     assert lines
@@ -284,9 +230,8 @@ def test_logs_are_json_lines_with_service_and_trace_ids(platform, name: str):
     assert any("Uvicorn running" in line["message"] for line in lines)
 
 
-def test_sigterm_finishes_the_request_in_flight_and_exits_zero(processes: Processes, redis_server):
-    memory = processes.standin("memory", redis_server)
-    server = start_server(processes, "ai_memory", {"MEMORY_URL": memory})
+def test_sigterm_finishes_the_request_in_flight_and_exits_zero(processes: Processes, mcp_platform):
+    server = processes.server("ai_memory", {"MEMORY_URL": mcp_platform["memory"]})
     result(mcp(server.url, "remember", {"key": "slow-draft", "value": "in flight"}))
 
     async def call_then_terminate():
@@ -344,7 +289,7 @@ def test_a_new_module_and_a_stack_entry_add_a_server(tmp_path: Path, processes: 
     copy = tmp_path / "mcp-servers"
     shutil.copytree(MCP_SERVERS, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "sophia_mcp/servers/notion.py").write_text(NOTION)
-    server = start_server(processes, "notion", {}, cwd=copy)
+    server = processes.server("notion", {}, cwd=copy)
     assert set(mcp(server.url)) == {"search_pages"}
     assert result(mcp(server.url, "search_pages", {"query": "okr"})) == {"result": ["OKR"]}
 
@@ -432,3 +377,17 @@ def test_the_image_installs_exactly_the_versions_the_tests_ran():
         assert project.get(name) == version, f"{name}=={version} differs from constraints.txt ({project.get(name)})"
     # The image's constraints pin everything the package pulls in, nothing more.
     assert set(image) == closure(dependencies)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_pipeline_builds_every_image_a_stack_deploys_from_paths_that_exist(stack: str):
+    pipeline = yaml.safe_load((PROJECT / ".github/workflows/pipeline.yml").read_text())
+    builds = {entry["image"]: entry for entry in pipeline["jobs"]["build"]["strategy"]["matrix"]["include"]}
+    for entry in builds.values():
+        assert (PROJECT / entry["context"]).is_dir() and (PROJECT / entry["dockerfile"]).is_file(), entry
+    config = loader.load_stack_file(PROJECT / f"Pulumi.{stack}.yaml").config
+    for spec in catalog.services(config):
+        build = builds.get(spec.image)
+        assert build is not None, f"the pipeline does not build {spec.image}"
+        assert (build["context"], build["dockerfile"]) == (spec.context, f"{spec.context}/{spec.dockerfile}")
+        assert build["service"] == spec.build_args.get("SERVICE", "")
