@@ -21,7 +21,9 @@ def create_app(name: str) -> FastAPI:
     tracer_provider = telemetry.setup_tracing(name)
     # Stateless and JSON: any worker process of any replica answers any request (no session
     # pinned to one process), and a response is one JSON body that ends with the request, so
-    # a shutdown drains it like any other request.
+    # a shutdown drains it like any other request. A host other than localhost turns off the
+    # SDK's DNS-rebinding Host check, a defence for servers on a desktop: callers reach this one
+    # by its Service name, and its NetworkPolicy admits only Sophia pods.
     mcp_app = service.mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,

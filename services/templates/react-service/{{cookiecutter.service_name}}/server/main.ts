@@ -70,7 +70,10 @@ function primary(): void {
       process.exit(1);
     }, GRACEFUL_SHUTDOWN_MS).unref();
   });
-  logger.info({ port: settings.port, workers: settings.workers, orchestrator: settings.orchestratorUrl ?? null }, "started");
+  logger.info(
+    { port: settings.port, workers: settings.workers, environment: settings.environment, orchestrator: settings.orchestratorUrl ?? null },
+    "started",
+  );
 }
 
 function worker(): void {
