@@ -9,15 +9,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pulumi.runtime
 import pytest
 import yaml
 
-from infrastructure import program
-from sophia_infra import offline
 from stacks import loader
 from stacks.loader import ConfigError, RawConfig
-from tests.conftest import STACKS, Run, engine_config, stack_config, with_secrets
+from tests.conftest import STACKS, Run, RunStack, stack_config
 
 KEY = "sophia-ai:mcpCredentials"
 CREDENTIALS = {
@@ -27,24 +24,16 @@ CREDENTIALS = {
 SENTINELS = ["SENTINEL-HUBSPOT-TOKEN", "SENTINEL-GONG-KEY", "SENTINEL-GONG-SECRET"]
 
 
-def run_with(stack: str, credentials: dict[str, Any]) -> Run:
-    """The program of `stack` with `credentials`, set as a secret (as `pulumi config set --secret --path` does)."""
-    config = {**stack_config(stack), KEY: credentials}
-    config, secret_keys = with_secrets(config, provision="lambdaLabs:ip" in config)
-    pulumi.runtime.set_all_config(engine_config(config), sorted({*secret_keys, KEY}))
-    return Run(offline.run(program.main, stack=stack))
-
-
 def container(run: Run, name: str) -> dict[str, Any]:
     return run.get("Deployment", f"{name}-deployment").plain_inputs["spec"]["template"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_server_gets_its_own_credentials_as_a_secret_and_no_other(
-    stack: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    run_stack: RunStack, stack: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ):
     caplog.set_level(logging.DEBUG)
-    run = run_with(stack, CREDENTIALS)
+    run = run_stack(stack, {KEY: CREDENTIALS}, secret=(KEY,))
     secrets = {r.name: r for r in run.all("Secret") if r.name.startswith("mcp-")}
     assert set(secrets) == {"mcp-hubspot-credentials-secret", "mcp-gong-credentials-secret"}
     gong = secrets["mcp-gong-credentials-secret"]
@@ -70,9 +59,9 @@ def test_each_server_gets_its_own_credentials_as_a_secret_and_no_other(
         assert sentinel not in caplog.text + captured.out + captured.err
 
 
-def test_a_changed_credential_restarts_that_servers_pods_only():
+def test_a_changed_credential_restarts_that_servers_pods_only(run_stack: RunStack):
     def hashes(credentials: dict[str, Any]) -> dict[str, str]:
-        run = run_with("sophia-ai-dev", credentials)
+        run = run_stack("sophia-ai-dev", {KEY: credentials}, secret=(KEY,))
         return {
             name: container(run, name)["metadata"]["annotations"]["sophia.ai/credentials-hash"]
             for name in ("mcp-hubspot", "mcp-gong")
@@ -86,8 +75,8 @@ def test_a_changed_credential_restarts_that_servers_pods_only():
     assert after["mcp-gong"] == before["mcp-gong"]
 
 
-def test_no_credentials_no_secret():
-    run = run_with("sophia-ai-dev", {})
+def test_no_credentials_no_secret(run_stack: RunStack):
+    run = run_stack("sophia-ai-dev", {KEY: {}}, secret=(KEY,))
     assert not [r for r in run.all("Secret") if r.name.startswith("mcp-")]
     assert "sophia.ai/credentials-hash" not in container(run, "mcp-hubspot")["metadata"]["annotations"]
 
