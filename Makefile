@@ -94,7 +94,7 @@ workflows-lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/zizmor --offline --no-progress --config .ci/zizmor.yml --min-severity low .github/workflows
 
 dockerfile-lint: $(BIN)/.installed
-	@# The template's Dockerfile is Jinja; what it renders is checked by tests/test_services.py.
+	@# The templates' Dockerfiles are Jinja; what they render is checked by tests/test_services.py and tests/test_frontend.py.
 	@files=$$(git ls-files '*Dockerfile*' ':!services/templates/**'); $(BIN)/hadolint $$files && echo "hadolint: $$files"
 
 bench: $(BIN)/.installed
