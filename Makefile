@@ -12,7 +12,7 @@ STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scan redis-server scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference lock clean
+.PHONY: plan test lint typecheck unit check scan redis-server chromium frontend scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ $(HELM_VENV)/.installed: constraints-helm.txt
 plan: $(BIN)/.installed $(HELM_VENV)/.installed
 	@for stack in $(STACKS); do $(BIN)/sophia-infra render $$stack --out $(PLAN_DIR) || exit 1; done
 
-test: lint typecheck check scan unit scripts-lint yaml-lint dockerfile-lint workflows-lint
+test: lint typecheck check scan frontend unit scripts-lint yaml-lint dockerfile-lint workflows-lint
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -40,6 +40,7 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
+	cd mcp-servers && ../$(BIN)/mypy --config-file ../pyproject.toml -p sophia_mcp
 
 check: $(BIN)/.installed
 	@for stack in $(STACKS) sophia-ai-ci; do $(BIN)/sophia-infra check $$stack || exit 1; done
@@ -57,7 +58,22 @@ redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 	@command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }
 
-unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server
+# Debian's Chromium, for the dashboard's browser test (tests/browser/dashboard.mjs); another
+# Chromium can be named with CHROMIUM=/path.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The dashboard, from its lock file: type check, lint, unit tests, then the build the browser test loads.
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --silent
+	touch $@
+
+frontend: frontend/node_modules/.installed
+	cd frontend && npm run --silent typecheck && npm run --silent lint && npm test --silent && npm run --silent build
+
+unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server chromium frontend
 	$(BIN)/pytest --cov --cov-report=term-missing -m "not bench"
 
 scripts-lint: $(BIN)/.installed
@@ -80,7 +96,7 @@ workflows-lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/zizmor --offline --no-progress --config .ci/zizmor.yml --min-severity low .github/workflows
 
 dockerfile-lint: $(BIN)/.installed
-	@# The template's Dockerfile is Jinja; what it renders is checked by tests/test_services.py.
+	@# The templates' Dockerfiles are Jinja; what they render is checked by tests/test_services.py and tests/test_frontend.py.
 	@files=$$(git ls-files '*Dockerfile*' ':!services/templates/**'); $(BIN)/hadolint $$files && echo "hadolint: $$files"
 
 bench: $(BIN)/.installed
@@ -101,4 +117,4 @@ lock:
 	  build/lock-scan/bin/pip freeze | grep -v -E '^(pip|setuptools|wheel)=='; } > constraints-scan.txt
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) $(HELM_VENV) node_modules build .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) $(HELM_VENV) node_modules build .coverage .pytest_cache .mypy_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-server

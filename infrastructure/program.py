@@ -7,6 +7,7 @@ import pulumi
 from components.backup import RedisBackup, RedisBackupArgs, S3Target
 from components.images import Build, RegistryCredentials, ServiceImages, ServiceImagesArgs
 from components.ingress import Ingress, IngressArgs, Route
+from components.mcp_credentials import McpCredentials, McpCredentialsArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.redis import Redis, RedisArgs
 from components.service import Autoscaling, Service, ServiceArgs, Tracing
@@ -118,6 +119,15 @@ def build(config: StackConfig) -> None:
         opts=on_cluster,
     )
 
+    mcp_credentials = {
+        server: McpCredentials(
+            f"{catalog.mcp_name(server)}-credentials",
+            McpCredentialsArgs(ns, {key: secret_output(value) for key, value in values.items()}),
+            opts=on_cluster,
+        )
+        for server, values in config.mcp_credentials.items()
+    }
+
     tracing = None
     if config.features.tracing:
         collector = OtelCollector(
@@ -149,6 +159,10 @@ def build(config: StackConfig) -> None:
             secret_env["REDIS_PASSWORD"] = (redis.secret_name, "password")
             # Environment from a Secret is read at start: restart with a new password.
             annotations["sophia.ai/redis-config-hash"] = redis.config_hash
+        env_from = [snowflake.secret_name] if spec.uses_snowflake else []
+        if spec.component == "mcp-server" and (server_credentials := mcp_credentials.get(spec.config_name)):
+            env_from.append(server_credentials.secret_name)
+            annotations["sophia.ai/credentials-hash"] = server_credentials.config_hash
         if spec.uses_snowflake:
             annotations["sophia.ai/snowflake-credential-hash"] = snowflake.credential_hash
         services[spec.name] = Service(
@@ -164,7 +178,7 @@ def build(config: StackConfig) -> None:
                 env=env,
                 secret_env=secret_env,
                 pod_annotations=annotations,
-                env_from_secrets=[snowflake.secret_name] if spec.uses_snowflake else [],
+                env_from_secrets=env_from,
                 public=spec.public,
                 external_https=spec.external_https,
                 gpus=1 if gpu else 0,

@@ -344,12 +344,27 @@ def _annotation_at(path: Path_) -> Any:
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
             annotation = args[-1] if args else None
             continue
+        if (value_type := _mapping_value(annotation)) is not None:
+            annotation = value_type  # a key of a mapping-valued key (sophia-ai:mcpCredentials.<server>)
+            continue
         models = _models_in(annotation)
         found = _fields_by_alias(models[0]).get(part) if models else None
         if found is None:
             return None
         annotation = found[1]
     return annotation
+
+
+def _mapping_value(annotation: Any) -> Any:
+    """The value type of a mapping annotation (through Annotated and Optional), else None."""
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return typing.get_args(annotation)[1]
+    if origin in (typing.Annotated, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (found := _mapping_value(arg)) is not None:
+                return found
+    return None
 
 
 def _secret_fields(view: Any, prefix: Path_ = ()) -> Iterator[Path_]:
@@ -365,6 +380,17 @@ def _secret_fields(view: Any, prefix: Path_ = ()) -> Iterator[Path_]:
             yield path
         elif isinstance(value, BaseModel | Partial):
             yield from _secret_fields(value, path)
+        elif isinstance(value, dict):
+            yield from _secrets_in_mapping(value, path)
+
+
+def _secrets_in_mapping(mapping: dict[str, Any], prefix: Path_) -> Iterator[Path_]:
+    """Alias paths of the secrets inside a mapping-valued key (sophia-ai:mcpCredentials)."""
+    for key, value in mapping.items():
+        if isinstance(value, SecretStr):
+            yield (*prefix, key)
+        elif isinstance(value, dict):
+            yield from _secrets_in_mapping(value, (*prefix, key))
 
 
 def _get(view: Any, path: Path_) -> Any:

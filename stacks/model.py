@@ -262,6 +262,10 @@ UnixUser = Annotated[str, Text("user name", 32, r"[a-z_][a-z0-9_-]{0,31}", "a Un
 McpName = Annotated[
     str, Text("name", 40, r"[a-z]([a-z0-9_]{0,38}[a-z0-9])?", "a lower-case name of letters, digits and '_' (not at the end)")
 ]
+# An MCP server's credentials are environment variables named after it (HUBSPOT_ACCESS_TOKEN).
+CredentialVariable = Annotated[
+    str, Text("variable", 64, r"[A-Z][A-Z0-9_]{0,63}", "an environment variable name (upper-case letters, digits, '_')")
+]
 ServiceName = Annotated[str, Text("service name", 40, r"[a-z][a-z0-9_]{0,39}", "a service name")]
 # Snowflake's unquoted identifiers (letters, digits, '_', '$'; at most 255) and account names.
 SnowflakeName = Annotated[
@@ -586,6 +590,14 @@ class StackConfig(Model):
         max_length=64,
         description="MCP servers to run, one Deployment each (`mcp-<name>`, '_' as '-').",
     )
+    mcp_credentials: dict[McpName, Annotated[dict[CredentialVariable, KeySecret], Field(max_length=16)]] = Field(
+        {},
+        alias="sophia-ai:mcpCredentials",
+        max_length=64,
+        description="Credentials of MCP servers: per server, environment variables named `<SERVER>_...`, which reach"
+        " its pods from a Secret `mcp-<server>-credentials`. Secrets; a SaaS server without them only dry-runs.",
+        examples=[{"hubspot": {"HUBSPOT_ACCESS_TOKEN": {"secure": "v1:..."}}}],
+    )
     gpu_services: list[ServiceName] = Field(
         [],
         alias="sophia-ai:gpuServices",
@@ -854,6 +866,18 @@ def _host_key(host: str) -> str:
 def _mcp_servers_once(c: StackConfig, stack: str) -> Iterator[Problem]:
     if len(set(c.mcp_servers)) != len(c.mcp_servers):
         yield _problem(("sophia-ai:mcpServers",), "must not list a server twice")
+
+
+@_check
+def _mcp_credentials_of_known_servers(c: StackConfig, stack: str) -> Iterator[Problem]:
+    for server, variables in c.mcp_credentials.items():
+        if server not in c.mcp_servers:
+            yield _problem(("sophia-ai:mcpCredentials", server), "is not one of sophia-ai:mcpServers")
+        prefix = server.upper() + "_"
+        for variable in variables:
+            # Named after its server: no credential can shadow the platform's own variables (PORT...).
+            if not variable.startswith(prefix):
+                yield _problem(("sophia-ai:mcpCredentials", server, variable), f"must start with {prefix}")
 
 
 @_check

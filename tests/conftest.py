@@ -18,6 +18,9 @@ from infrastructure import program
 from sophia_infra import offline
 from sophia_infra.offline import Recorded
 
+# Fixtures for running the services for real (processes, Redis, an OTLP receiver).
+pytest_plugins = ["tests.platform"]
+
 PROJECT = Path(__file__).resolve().parent.parent
 STACKS = ["sophia-ai-dev", "sophia-ai-staging", "sophia-ai-production"]
 
@@ -119,15 +122,17 @@ def fresh_runtime_config():
 def run_stack() -> RunStack:
     """`run_stack(stack, **changes)`: a fresh run of the program for that stack file, with its
     keys changed by `changes` ({"sophia-ai:replicas": {...}}; None removes a key), and the
-    sentinel secrets (but those of the keys `without`) set as secrets."""
+    sentinel secrets (but those of the keys `without`) set as secrets, as are the keys `secret`."""
 
-    def run(stack: str, changes: dict[str, Any] | None = None, without: tuple[str, ...] = ()) -> Run:
+    def run(
+        stack: str, changes: dict[str, Any] | None = None, without: tuple[str, ...] = (), secret: tuple[str, ...] = ()
+    ) -> Run:
         merged = {**stack_config(stack), **(changes or {})}
         config = {key: value for key, value in merged.items() if value is not None}
         if "lambdaLabs:ip" in config:
             config["sophia-ai:ssh"] = {"hostKey": HOST_KEY, **config.get("sophia-ai:ssh", {})}
         config, secret_keys = with_secrets(config, provision="lambdaLabs:ip" in config, without=without)
-        pulumi.runtime.set_all_config(engine_config(config), sorted(secret_keys))
+        pulumi.runtime.set_all_config(engine_config(config), sorted(secret_keys | set(secret)))
         return Run(offline.run(program.main, stack=stack))
 
     return run
