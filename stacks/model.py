@@ -202,9 +202,33 @@ class Telemetry(Model):
     collector_image: Image = Field("otel/opentelemetry-collector:0.119.0", description="OpenTelemetry Collector image, pinned.")
     exporter_endpoint: str | None = Field(
         None,
-        description="OTLP/gRPC endpoint the collector exports to; unset exports to the collector's log.",
+        max_length=512,
+        description="OTLP/gRPC endpoint the collector exports to (host:port, or with http:// or https://);"
+        " unset exports to the collector's log.",
         examples=["tempo.monitoring.svc:4317"],
     )
+    exporter_insecure: bool | None = Field(
+        None,
+        description="Export in plaintext (no TLS), e.g. to an in-cluster Tempo."
+        " Unset: plaintext for an http:// endpoint, TLS (system CAs) otherwise.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_matches_scheme(self) -> Telemetry:
+        scheme = (self.exporter_endpoint or "").partition("://")[0]
+        says_plaintext = {"http": True, "https": False}.get(scheme)
+        if None not in (self.exporter_insecure, says_plaintext) and self.exporter_insecure != says_plaintext:
+            flag = str(self.exporter_insecure).lower()
+            raise ValueError(f"exporterInsecure: {flag} contradicts the {scheme}:// exporterEndpoint")
+        return self
+
+    @property
+    def exporter_plaintext(self) -> bool:
+        """Whether the collector exports without TLS (the collector uses TLS unless told otherwise,
+        whatever the endpoint's scheme: opentelemetry-collector config/configgrpc)."""
+        if self.exporter_insecure is not None:
+            return self.exporter_insecure
+        return (self.exporter_endpoint or "").startswith("http://")
 
 
 class Ssh(Model):

@@ -7,9 +7,12 @@ import logging
 from typing import Any
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = ["levelname", "name", "message", "trace_id", "span_id"]
+# uvicorn adds a copy of some messages with terminal colours; the JSON line keeps the plain one.
+SKIPPED = [*RESERVED_ATTRS, "color_message"]
 
 
 class TraceContext(logging.Filter):
@@ -27,6 +30,7 @@ def formatter(service: str) -> JsonFormatter:
         FIELDS,
         rename_fields={"levelname": "level", "name": "logger"},
         static_fields={"service": service},
+        reserved_attrs=SKIPPED,
         timestamp=True,
     )
 

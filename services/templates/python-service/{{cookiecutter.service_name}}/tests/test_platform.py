@@ -159,6 +159,7 @@ def test_logs_are_json_lines_with_the_contract_fields(serve, ready_environment):
     for line in logs:
         assert set(line) >= LOG_FIELDS, line
         assert line["service"] == "{{ cookiecutter.service_name }}"
+        assert "color_message" not in line
     assert lines[0]["status"] == 404 and lines[0]["level"] == "INFO"  # type: ignore[index]
     assert not [line for line in logs if line.get("route") in ("/health", "/ready")], "probes are not logged"
     assert any(line["logger"] == "gunicorn.error" for line in logs), "gunicorn's own lines are JSON too"
