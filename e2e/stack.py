@@ -226,7 +226,7 @@ class Process:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
+            os.killpg(self.popen.pid, signal.SIGKILL)  # its session: the workers too
             self.popen.wait(10)
             raise AssertionError(f"{self.name} did not stop within {timeout} s of {sig.name}") from None
 

@@ -323,12 +323,13 @@ def test_each_service_is_told_where_its_callees_are(run_stack: RunStack, stack: 
     orchestrator = env("orchestrator")
     assert orchestrator["MEMORY_URL"] == f"http://memory.{namespace}.svc:8001"
     assert json.loads(orchestrator["MCP_SERVER_URLS"]) == {
-        server: f"http://mcp-{server.replace('_', '-')}.{namespace}.svc:8080" for server in ("ai_memory", "hubspot", "gong", "slack")
+        server: f"http://mcp-{server.replace('_', '-')}.{namespace}.svc:8080"
+        for server in ("ai_memory", "hubspot", "gong", "slack")
     }
     assert env("mcp-ai-memory")["MEMORY_URL"] == f"http://memory.{namespace}.svc:8001"
     assert env("frontend")["ORCHESTRATOR_URL"] == f"http://orchestrator.{namespace}.svc:8000"
     for service in ("memory", "mcp-gong"):
-        assert not [name for name in env(service) if name.endswith("_URL") and name != "REDIS_URL" or name == "MCP_SERVER_URLS"]
+        assert not [name for name in env(service) if (name.endswith("_URL") and name != "REDIS_URL") or name == "MCP_SERVER_URLS"]
     # Every callee URL names a Service this stack creates, on that Service's port.
     services = {r.inputs["metadata"]["name"]: r.inputs["spec"]["ports"][0]["port"] for r in run.all("core/v1:Service")}
     for url in [orchestrator["MEMORY_URL"], *json.loads(orchestrator["MCP_SERVER_URLS"]).values()]:

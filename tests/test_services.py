@@ -120,7 +120,9 @@ def test_the_template_renders_a_service_without_dependencies_whose_tests_pass(in
 def test_every_combination_of_options_renders_clean_python(in_project: Path, options: dict[str, str]):
     service = generate(in_project, service_name="notes", service_port="8123", **options)
     assert lint(service) == ""
-    compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", str(service)], capture_output=True, text=True, check=False)
+    compiled = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(service)], capture_output=True, text=True, check=False
+    )
     assert compiled.returncode == 0, compiled.stdout
     settings = (service / "app/settings.py").read_text()
     for callee in options.get("calls", "").replace(" ", "").split(","):

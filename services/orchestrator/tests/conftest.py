@@ -180,7 +180,13 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         environment = base_environment(PORT=str(port), **env)
         stderr = (tmp_path / f"stderr-{port}.txt").open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=SERVICE_DIR, env=environment, stdout=subprocess.PIPE, stderr=stderr, text=True
+            [sys.executable, "-m", "app"],
+            cwd=SERVICE_DIR,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,  # its own process group: the workers go with it if it has to be killed
         )
         metrics = environment.get("METRICS_PORT")
         running = Running(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics}/metrics" if metrics else None)
@@ -201,8 +207,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     yield start
     for running in started:
         if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(10)
+            running.process.send_signal(signal.SIGTERM)
+            try:
+                running.process.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(running.process.pid, signal.SIGKILL)
+                running.process.wait(10)
 
 
 @dataclass
