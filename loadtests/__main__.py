@@ -262,12 +262,12 @@ def main() -> int:
         redis.close()
         codes = local.stop()
     text = table(results, base, target, cpu_requests["orchestrator"])
-    (OUT / "results.md").write_text(text, encoding="utf-8")
     others = ", ".join(f"{r.other_cpus:.2f}" for r in results)
     text += (
         f"\nHost: {psutil.cpu_count()} CPUs; CPUs used by other work during each scenario: {others};"
         f" load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}.\n"
     )
+    (OUT / "results.md").write_text(text, encoding="utf-8")
     report = {
         "stack": STACK,
         "seconds": RUN_SECONDS,
