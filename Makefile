@@ -12,7 +12,7 @@ STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scan redis-server chromium frontend scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference lock clean
+.PHONY: plan test lint typecheck unit check scan redis-server prometheus chromium frontend e2e load scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ $(HELM_VENV)/.installed: constraints-helm.txt
 plan: $(BIN)/.installed $(HELM_VENV)/.installed
 	@for stack in $(STACKS); do $(BIN)/sophia-infra render $$stack --out $(PLAN_DIR) || exit 1; done
 
-test: lint typecheck check scan frontend unit scripts-lint yaml-lint dockerfile-lint workflows-lint
+test: lint typecheck check scan frontend unit e2e scripts-lint yaml-lint dockerfile-lint workflows-lint
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -75,6 +75,18 @@ frontend: frontend/node_modules/.installed
 
 unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server chromium frontend
 	$(BIN)/pytest --cov --cov-report=term-missing -m "not bench"
+
+# The end-to-end suite scrapes the services with a real Prometheus (Debian's package).
+prometheus:
+	@command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# The dev and staging stacks rendered and run here (e2e/stack.py); E2E_SERVICE_URLS for a deployed one.
+e2e: $(BIN)/.installed redis-server prometheus
+	$(BIN)/pytest e2e -p no:cacheprovider -rs
+
+# L1 latency through the orchestrator against raw Redis, and CPU against the autoscaler's target.
+load: $(BIN)/.installed redis-server
+	$(BIN)/python -m loadtests
 
 scripts-lint: $(BIN)/.installed
 	$(BIN)/shellcheck --severity=style components/scripts/*.sh .ci/run

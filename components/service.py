@@ -27,7 +27,15 @@ from components.pods import (
 
 METRICS_PORT = 9090
 SERVICE_UID = 10001
+# The platform contract (README "The services"): liveness on /health, readiness on /ready.
 HEALTH_PATH = "/health"
+READY_PATH = "/ready"
+# The services stop within it on SIGTERM (gunicorn's graceful timeout is 25 s).
+GRACE_PERIOD_SECONDS = 30
+# Worker processes: the container's CPU limit in whole CPUs. The kubelet rounds up
+# (kubernetes pkg/api/v1/resource/helpers.go, convertResourceCPUToString: ceil(milli / divisor)),
+# so 500m gives 1 and 2000m gives 2.
+WEB_CONCURRENCY = {"name": "WEB_CONCURRENCY", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}}
 
 
 @dataclass
@@ -76,8 +84,9 @@ class ServiceArgs:
 
 class Service(pulumi.ComponentResource):
     """A Sophia service running as a restricted, read-only, non-root Deployment behind a
-    ClusterIP Service; probes on `/health`; rolling updates that never go below the desired
-    replicas (maxUnavailable 0).
+    ClusterIP Service; liveness on `/health`, readiness on `/ready`; one worker process per CPU of
+    its limit (WEB_CONCURRENCY); rolling updates that never go below the desired replicas
+    (maxUnavailable 0).
 
     Outputs: `service_name`, `deployment_name`.
     """
@@ -99,7 +108,7 @@ class Service(pulumi.ComponentResource):
             )
         ports = [{"name": "http", "containerPort": args.port}]
         service_ports = [{"name": "http", "port": args.port, "targetPort": "http"}]
-        env: list[dict] = [{"name": "PORT", "value": str(args.port)}]
+        env: list[dict] = [{"name": "PORT", "value": str(args.port)}, WEB_CONCURRENCY]
         env += [{"name": key, "value": value} for key, value in args.env.items()]
         env += [
             {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key_in_secret}}}
@@ -122,6 +131,7 @@ class Service(pulumi.ComponentResource):
         pod_spec: dict = {
             "automountServiceAccountToken": False,
             "securityContext": pod_security_context(SERVICE_UID),
+            "terminationGracePeriodSeconds": GRACE_PERIOD_SECONDS,
             "containers": [
                 {
                     "name": name,
@@ -139,9 +149,11 @@ class Service(pulumi.ComponentResource):
                         "failureThreshold": 3,
                     },
                     "readinessProbe": {
-                        "httpGet": {"path": HEALTH_PATH, "port": "http"},
+                        "httpGet": {"path": READY_PATH, "port": "http"},
                         "initialDelaySeconds": 3,
                         "periodSeconds": 5,
+                        # Each dependency check of /ready takes at most 1 s; they run concurrently.
+                        "timeoutSeconds": 3,
                         "failureThreshold": 2,
                     },
                     "volumeMounts": [TMP_MOUNT],

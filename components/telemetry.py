@@ -38,12 +38,20 @@ class CollectorArgs:
     environment: str
     # OTLP/gRPC endpoint to export to; None logs spans (debug exporter) instead.
     exporter_endpoint: str | None = None
+    # Export in plaintext; otherwise TLS with the system's CAs (the collector's default).
+    exporter_insecure: bool = False
     # More than one (production) also gets a PodDisruptionBudget.
     replicas: int = 1
 
 
 def collector_config(args: CollectorArgs) -> dict:
-    exporter = {"otlp": {"endpoint": args.exporter_endpoint}} if args.exporter_endpoint else {"debug": {"verbosity": "basic"}}
+    # The otlp exporter uses TLS unless `tls.insecure` is set, even for an http:// endpoint
+    # (opentelemetry-collector config/configgrpc: only LoadTLSConfig's nil result means plaintext).
+    exporter: dict = (
+        {"otlp": {"endpoint": args.exporter_endpoint, "tls": {"insecure": args.exporter_insecure}}}
+        if args.exporter_endpoint
+        else {"debug": {"verbosity": "basic"}}
+    )
     return {
         "receivers": {
             "otlp": {

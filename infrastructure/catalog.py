@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +32,22 @@ class ServiceSpec:
     context: str = ""
     dockerfile: str = "Dockerfile"
     build_args: dict[str, str] = field(default_factory=dict)
+    # The services it calls, by `name`: each becomes a `<NAME>_URL` in its environment (MCP servers
+    # together become MCP_SERVER_URLS), and the only service-to-service traffic it needs.
+    calls: tuple[str, ...] = ()
 
     @property
     def image(self) -> str:
         return f"sophia-{self.name}"
+
+    def url(self, namespace: str) -> str:
+        """Its base URL inside the cluster, e.g. http://memory.sophia-dev.svc:8001."""
+        return f"http://{self.name}.{namespace}.svc:{self.port}"
+
+
+MCP_COMPONENT = "mcp-server"
+# MCP servers that call a Sophia service themselves (the others call only external APIs).
+MCP_CALLS: dict[str, tuple[str, ...]] = {"ai_memory": ("memory",)}
 
 
 def mcp_name(server: str) -> str:
@@ -56,6 +69,7 @@ def services(config: StackConfig) -> list[ServiceSpec]:
             public=True,
             external_https=True,
             context="services/orchestrator",
+            calls=("memory", *(mcp_name(server) for server in config.mcp_servers)),
         ),
         ServiceSpec(
             "memory",
@@ -73,10 +87,11 @@ def services(config: StackConfig) -> list[ServiceSpec]:
         ServiceSpec(
             mcp_name(server),
             server,
-            "mcp-server",
+            MCP_COMPONENT,
             MCP_PORT,
             replicas.mcp_servers,
             external_https=True,
+            calls=MCP_CALLS.get(server, ()),
             context="mcp-servers",
             dockerfile="docker/Dockerfile.mcp-server",
             build_args={"SERVICE": server},
@@ -85,6 +100,33 @@ def services(config: StackConfig) -> list[ServiceSpec]:
     ]
     if replicas.frontend:
         specs.append(
-            ServiceSpec("frontend", "frontend", "frontend", FRONTEND_PORT, replicas.frontend, public=True, context="frontend")
+            ServiceSpec(
+                "frontend",
+                "frontend",
+                "frontend",
+                FRONTEND_PORT,
+                replicas.frontend,
+                public=True,
+                context="frontend",
+                calls=("orchestrator",),
+            )
         )
     return specs
+
+
+def callee_env(spec: ServiceSpec, specs: list[ServiceSpec], namespace: str) -> dict[str, str]:
+    """The environment telling `spec` where the services it calls are: `<NAME>_URL` per service
+    (MEMORY_URL, ORCHESTRATOR_URL) and MCP_SERVER_URLS, a JSON object from each MCP server's name in
+    the stack file (`ai_memory`) to its base URL."""
+    by_name = {other.name: other for other in specs}
+    env: dict[str, str] = {}
+    mcp: dict[str, str] = {}
+    for callee in spec.calls:
+        target = by_name[callee]
+        if target.component == MCP_COMPONENT:
+            mcp[target.config_name] = target.url(namespace)
+        else:
+            env[f"{target.name.upper().replace('-', '_')}_URL"] = target.url(namespace)
+    if mcp:
+        env["MCP_SERVER_URLS"] = json.dumps(mcp)
+    return env

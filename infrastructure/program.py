@@ -137,6 +137,7 @@ def build(config: StackConfig) -> None:
                 image=config.telemetry.collector_image,
                 environment=config.environment,
                 exporter_endpoint=config.telemetry.exporter_endpoint,
+                exporter_insecure=config.telemetry.exporter_plaintext,
                 replicas=sizing.collector_replicas(config),
             ),
             opts=on_cluster,
@@ -152,6 +153,8 @@ def build(config: StackConfig) -> None:
     for spec in specs:
         gpu = spec.config_name in config.gpu_services
         env: dict[str, pulumi.Input[str]] = {"SOPHIA_ENVIRONMENT": config.environment}
+        # Where the services it calls are (MEMORY_URL, MCP_SERVER_URLS...), from the catalog.
+        env.update(catalog.callee_env(spec, specs, config.namespace))
         secret_env: dict[str, tuple[pulumi.Input[str], str]] = {}
         annotations: dict[str, pulumi.Input[str]] = {}
         if spec.uses_redis:

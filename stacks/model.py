@@ -486,9 +486,24 @@ class Telemetry(Model):
     collector_image: Image = Field("otel/opentelemetry-collector:0.119.0", description="OpenTelemetry Collector image, pinned.")
     exporter_endpoint: Endpoint | None = Field(
         None,
-        description="OTLP/gRPC endpoint the collector exports to; unset exports to the collector's log.",
+        description="OTLP/gRPC endpoint the collector exports to (host:port, or with http:// or https://);"
+        " unset exports to the collector's log.",
         examples=["tempo.monitoring.svc:4317"],
     )
+    exporter_insecure: bool | None = Field(
+        None,
+        examples=[False],
+        description="Export in plaintext (no TLS), e.g. to an in-cluster Tempo."
+        " Unset: plaintext for an http:// endpoint, TLS (system CAs) otherwise.",
+    )
+
+    @property
+    def exporter_plaintext(self) -> bool:
+        """Whether the collector exports without TLS (the collector uses TLS unless told otherwise,
+        whatever the endpoint's scheme: opentelemetry-collector config/configgrpc)."""
+        if self.exporter_insecure is not None:
+            return self.exporter_insecure
+        return (self.exporter_endpoint or "").startswith("http://")
 
 
 class Ssh(Model):
@@ -833,6 +848,19 @@ def _previous_redis_password(c: StackConfig, stack: str) -> Iterator[Problem]:
         )
     if redis.previous_password is not None and redis.password is None:
         yield _problem(("sophia-ai:redis", "previousPassword"), "needs password (a configured password)")
+
+
+@_check
+def _exporter_tls_matches_its_scheme(c: StackConfig, stack: str) -> Iterator[Problem]:
+    telemetry = c.telemetry
+    scheme = (telemetry.exporter_endpoint or "").partition("://")[0]
+    says_plaintext = {"http": True, "https": False}.get(scheme)
+    if None not in (telemetry.exporter_insecure, says_plaintext) and telemetry.exporter_insecure != says_plaintext:
+        yield _problem(
+            ("sophia-ai:telemetry", "exporterInsecure"),
+            f"contradicts the {scheme}:// of sophia-ai:telemetry.exporterEndpoint",
+            telemetry.exporter_insecure,
+        )
 
 
 @_check

@@ -225,7 +225,7 @@ def test_logs_are_json_lines_with_service_and_trace_ids(mcp_platform, name: str)
     assert lines
     for line in lines:
         assert {"timestamp", "level", "logger", "message", "service", "trace_id", "span_id"} <= set(line), line
-        assert line["service"] == name
+        assert line["service"] == "mcp-" + name.replace("_", "-")  # its Deployment's name
     assert any("Uvicorn running" in line["message"] for line in lines)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PROJECT, STACKS, Run, RunStack, stack_config
 
@@ -118,8 +120,9 @@ def test_pods_are_restricted_probed_and_read_only(run_stack: RunStack, stack: st
             "seccompProfile": {"type": "RuntimeDefault"},
         }
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
-        for probe in ("livenessProbe", "readinessProbe"):
-            assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+        assert pod["terminationGracePeriodSeconds"] == 30
         strategy = deployment(run, service)["spec"]["strategy"]
         assert strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
 
@@ -300,3 +303,61 @@ def test_stack_outputs(run_stack: RunStack, stack: str):
     assert ("kubeconfig" in outputs) is (stack == "sophia-ai-production")
     if stack == "sophia-ai-production":
         assert outputs["kubeconfig"] == "[secret]"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_workers_follow_the_cpu_limit_through_the_downward_api(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    for service in SERVICES:
+        env = {e["name"]: e for e in container(run, service)["env"]}
+        assert env["WEB_CONCURRENCY"] == {
+            "name": "WEB_CONCURRENCY",
+            "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}},
+        }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_service_is_told_where_its_callees_are(run_stack: RunStack, stack: str):
+    run = run_stack(stack)
+    namespace = EXPECTED[stack][0]
+
+    def env(service: str) -> dict:
+        return {e["name"]: e.get("value") for e in container(run, service)["env"]}
+
+    orchestrator = env("orchestrator")
+    assert orchestrator["MEMORY_URL"] == f"http://memory.{namespace}.svc:8001"
+    assert json.loads(orchestrator["MCP_SERVER_URLS"]) == {
+        server: f"http://mcp-{server.replace('_', '-')}.{namespace}.svc:8080"
+        for server in ("ai_memory", "hubspot", "gong", "slack")
+    }
+    assert env("mcp-ai-memory")["MEMORY_URL"] == f"http://memory.{namespace}.svc:8001"
+    assert env("frontend")["ORCHESTRATOR_URL"] == f"http://orchestrator.{namespace}.svc:8000"
+    for service in ("memory", "mcp-gong"):
+        assert not [name for name in env(service) if (name.endswith("_URL") and name != "REDIS_URL") or name == "MCP_SERVER_URLS"]
+    # Every callee URL names a Service this stack creates, on that Service's port.
+    services = {r.inputs["metadata"]["name"]: r.inputs["spec"]["ports"][0]["port"] for r in run.all("core/v1:Service")}
+    for url in [orchestrator["MEMORY_URL"], *json.loads(orchestrator["MCP_SERVER_URLS"]).values()]:
+        host, port = url.removeprefix("http://").split(":")
+        assert services[host.split(".")[0]] == int(port)
+
+
+@pytest.mark.parametrize(
+    ("telemetry", "tls"),
+    [
+        ({"exporterEndpoint": "tempo.monitoring.svc:4317"}, {"insecure": False}),
+        ({"exporterEndpoint": "http://tempo.monitoring.svc:4317"}, {"insecure": True}),
+        ({"exporterEndpoint": "https://otlp.example.com:443"}, {"insecure": False}),
+        ({"exporterEndpoint": "tempo.monitoring.svc:4317", "exporterInsecure": True}, {"insecure": True}),
+    ],
+)
+def test_the_collector_exports_in_plaintext_or_tls_as_configured(run_stack: RunStack, telemetry: dict, tls: dict):
+    run = run_stack("sophia-ai-staging", {"sophia-ai:telemetry": telemetry})
+    config = yaml.safe_load(run.get("core/v1:ConfigMap", "otel-collector-config").inputs["data"]["config.yaml"])
+    assert config["exporters"] == {"otlp": {"endpoint": telemetry["exporterEndpoint"], "tls": tls}}
+    assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp"]
+
+
+def test_a_tls_setting_that_contradicts_the_endpoint_is_refused(run_stack: RunStack):
+    telemetry = {"exporterEndpoint": "https://otlp.example.com:443", "exporterInsecure": True}
+    with pytest.raises(Exception, match=r"exporterInsecure: contradicts the https:// of sophia-ai:telemetry\.exporterEndpoint"):
+        run_stack("sophia-ai-staging", {"sophia-ai:telemetry": telemetry})

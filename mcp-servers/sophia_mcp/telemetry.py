@@ -28,6 +28,12 @@ class TraceContext(logging.Filter):
         return True
 
 
+def service_name(server: str) -> str:
+    """The name the platform knows this server by: its Deployment's (`mcp-ai-memory` for
+    `ai_memory`), which the infrastructure also sets as OTEL_SERVICE_NAME when tracing."""
+    return os.environ.get("OTEL_SERVICE_NAME") or "mcp-" + server.replace("_", "-")
+
+
 def json_formatter(service: str) -> logging.Formatter:
     from pythonjsonlogger.core import RESERVED_ATTRS
     from pythonjsonlogger.json import JsonFormatter
@@ -49,7 +55,7 @@ def log_config(service: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"trace": {"()": TraceContext}},
-        "formatters": {"json": {"()": json_formatter, "service": service}},
+        "formatters": {"json": {"()": json_formatter, "service": service_name(service)}},
         "handlers": {
             "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json", "filters": ["trace"]}
         },
@@ -142,7 +148,7 @@ def setup_tracing(service: str):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or f"mcp-{service}"})
+    resource = Resource.create({"service.name": service_name(service)})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)

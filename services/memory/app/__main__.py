@@ -1,8 +1,6 @@
-"""`python -m app`: serve on $PORT (the container's command)."""
+"""`python -m app`: serve on $PORT (the container's command); see app/server.py."""
 
-import uvicorn
-
-from app.settings import Settings
+from app.server import main
 
 if __name__ == "__main__":
-    uvicorn.run("app.main:app", host="0.0.0.0", port=Settings().port)  # noqa: S104 - inside a container
+    main()

@@ -1,5 +1,10 @@
-"""Settings from environment variables, as the infrastructure sets them."""
+{%- set redis = cookiecutter.uses_redis == "yes" -%}
+{%- set snowflake = cookiecutter.uses_snowflake == "yes" -%}
+{%- set callees = cookiecutter.calls.replace(" ", "").split(",") | select | list -%}
+{%- set mcp = cookiecutter.calls_mcp_servers == "yes" -%}
+"""Settings from environment variables, as the rendered Deployment sets them (the platform contract)."""
 
+from pydantic import Field{% if redis or snowflake %}, SecretStr{% endif %}
 from pydantic_settings import BaseSettings
 
 
@@ -7,7 +12,39 @@ class Settings(BaseSettings):
     service_name: str = "{{ cookiecutter.service_name }}"
     port: int = {{ cookiecutter.service_port }}
     sophia_environment: str = "dev"
-{%- if cookiecutter.uses_redis == "yes" %}
+    # Prometheus metrics get a listener of their own on this port, only when it is set.
+    metrics_port: int | None = None
+    # Worker processes: the container's CPU limit rounded up (the downward API sets it).
+    web_concurrency: int = Field(1, ge=1, le=64)
+    # Traces are exported over OTLP/gRPC only when this is set; the SDK reads the other OTEL_* variables.
+    otel_exporter_otlp_endpoint: str | None = None
+{%- if redis %}
     redis_url: str = "redis://localhost:6379/0"
-    redis_password: str | None = None
+    redis_password: SecretStr | None = None
+{%- endif %}
+{%- for callee in callees %}
+    # Base URL of the {{ callee }} service, which /ready requires.
+    {{ callee | replace("-", "_") }}_url: str | None = None
+{%- endfor %}
+{%- if mcp %}
+    # MCP server name (as the stack file names it) -> base URL; a JSON object.
+    mcp_server_urls: dict[str, str] = {}
+{%- endif %}
+{%- if snowflake %}
+    # The keys of the `snowflake` Secret (components/snowflake.py); unset ACCOUNT means not configured.
+    snowflake_account: str | None = None
+    snowflake_user: str | None = None
+    snowflake_role: str | None = None
+    snowflake_warehouse: str | None = None
+    snowflake_database: str | None = None
+    snowflake_schema: str | None = None
+    snowflake_authenticator: str = "SNOWFLAKE_JWT"
+    snowflake_private_key: SecretStr | None = None
+    snowflake_private_key_passphrase: SecretStr | None = None
+    snowflake_password: SecretStr | None = None
+    # Not in the Secret: where Snowflake answers when not at <account>.snowflakecomputing.com
+    # (PrivateLink, or an emulator in tests).
+    snowflake_host: str | None = None
+    snowflake_port: int | None = None
+    snowflake_protocol: str = "https"
 {%- endif %}

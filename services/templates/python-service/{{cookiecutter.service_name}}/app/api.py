@@ -1,0 +1,1 @@
+{% include ["api/" ~ cookiecutter.service_name ~ ".py", "api/default.py"] %}

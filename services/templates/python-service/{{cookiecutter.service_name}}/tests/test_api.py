@@ -1,0 +1,1 @@
+{% include ["tests/" ~ cookiecutter.service_name ~ ".py", "tests/default.py"] %}
