@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import ipaddress
 import json
 import re
 import shlex
@@ -72,6 +73,9 @@ class K3sClusterArgs:
     # Where k3s's local-path provisioner creates volumes (k3s `default-local-storage-path`): outside
     # /var/lib/rancher/k3s, so a retained volume outlives a k3s uninstall. None keeps k3s's default.
     local_storage_path: str | None = None
+    # What every node's kubelet keeps out of its allocatable for k3s and the OS (`system-reserved`,
+    # e.g. "cpu=2,memory=4Gi"), so that pods never count on it. None reserves nothing.
+    system_reserved: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ def server_config(args: K3sClusterArgs, secrets: ServerSecrets) -> str:
         config["etcd-snapshot-dir"] = args.snapshot_dir
     if args.local_storage_path:
         config["default-local-storage-path"] = args.local_storage_path
+    if args.system_reserved:
+        config["kubelet-arg"] = [f"system-reserved={args.system_reserved}"]
     if args.etcd_s3 is not None:
         s3 = args.etcd_s3
         config |= {
@@ -124,14 +130,26 @@ def server_config(args: K3sClusterArgs, secrets: ServerSecrets) -> str:
     return yaml.safe_dump(config, sort_keys=True)
 
 
+def api_url(host: str) -> str:
+    """The API server's URL on `host`: an IPv6 address goes in brackets (RFC 3986), or its colons
+    would read as a port."""
+    try:
+        literal = f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        literal = host
+    return f"https://{literal}:{API_PORT}"
+
+
 def agent_config(args: K3sClusterArgs, node_name: str, join_token: str) -> str:
     """/etc/rancher/k3s/config.yaml of an agent: the server's address and the full agent token."""
     config = {
-        "server": f"https://{args.host}:{API_PORT}",
+        "server": api_url(args.host),
         "node-name": node_name,
         "node-label": [f"{key}={value}" for key, value in sorted(args.node_labels.items())],
         "token": join_token,
     }
+    if args.system_reserved:
+        config["kubelet-arg"] = [f"system-reserved={args.system_reserved}"]
     return yaml.safe_dump(config, sort_keys=True)
 
 
@@ -251,7 +269,7 @@ class K3sCluster(pulumi.ComponentResource):
                 depends_on=[server],
             )
 
-        self.api_server = pulumi.Output.from_input(f"https://{args.dns_name or args.host}:{API_PORT}")
+        self.api_server = pulumi.Output.from_input(api_url(args.dns_name or args.host))
         child = pulumi.ResourceOptions(parent=self, depends_on=[server])
         upload_token, token_path = self._upload(f"{name}-token-script", TOKEN_SCRIPT, server_connection, child)
         read = remote.Command(

@@ -7,6 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from policies.workloads import DISRUPTION_BUDGET, MAX_SURGE, MAX_UNAVAILABLE, needs_disruption_budget
+
 PART_OF = "sophia-ai"
 # A NetworkPolicy peer: every Sophia pod of the namespace.
 SOPHIA_PODS = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
@@ -70,11 +72,20 @@ def resources(cpu: str, memory: str) -> dict[str, dict[str, str]]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}}
 
 
-def disruption_budget(name: str, meta: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget:
-    """At most one pod of `name` down at a time through voluntary disruptions (drains, evictions)."""
+# How a workload rolls out (policies/workloads.py keeps the rules, the policy pack checks them).
+ROLLING_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": MAX_UNAVAILABLE, "maxSurge": MAX_SURGE}}
+
+
+def disruption_budget(
+    name: str, meta: dict[str, Any], replicas: int, opts: pulumi.ResourceOptions
+) -> k8s.policy.v1.PodDisruptionBudget | None:
+    """At most one pod of `name` down at a time through voluntary disruptions (drains, evictions),
+    once it has more than one; a pod that is not Ready never blocks a drain."""
+    if not needs_disruption_budget(replicas):
+        return None
     return k8s.policy.v1.PodDisruptionBudget(
         f"{name}-disruption-budget",
         metadata=meta,
-        spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
+        spec={**DISRUPTION_BUDGET, "selector": {"matchLabels": selector(name)}},
         opts=opts,
     )

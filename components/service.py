@@ -14,6 +14,7 @@ from components.pods import (
     PART_OF,
     PINNED_BY_TAG,
     PULL_POLICY,
+    ROLLING_UPDATE,
     SOPHIA_PODS,
     TMP_MOUNT,
     TMP_VOLUME,
@@ -24,6 +25,7 @@ from components.pods import (
     resources,
     selector,
 )
+from policies.workloads import peak_replicas
 
 METRICS_PORT = 9090
 SERVICE_UID = 10001
@@ -171,7 +173,7 @@ class Service(pulumi.ComponentResource):
         deployment_spec: dict = {
             "selector": {"matchLabels": selector(name)},
             "minReadySeconds": 5,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": ROLLING_UPDATE,
             "template": {
                 "metadata": {"labels": labels(name, args.component), "annotations": dict(args.pod_annotations)},
                 "spec": pod_spec,
@@ -194,8 +196,7 @@ class Service(pulumi.ComponentResource):
         )
         self._network_policy(name, args, child)
         # A drain never takes more than one replica at a time, with or without an autoscaler.
-        if args.replicas > 1:
-            disruption_budget(name, meta, child)
+        disruption_budget(name, meta, args.replicas, child)
         if args.autoscaling is not None:
             self._autoscaling(name, args, args.autoscaling, deployment, child)
         if args.monitoring:
@@ -250,7 +251,7 @@ class Service(pulumi.ComponentResource):
             spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
                 "minReplicas": args.replicas,
-                "maxReplicas": max(scaling.max_replicas, args.replicas),
+                "maxReplicas": peak_replicas(args.replicas, scaling.max_replicas),
                 "metrics": [
                     {
                         "type": "Resource",

@@ -12,6 +12,7 @@ from components.pods import (
     CONTAINER_SECURITY_CONTEXT,
     PINNED_BY_TAG,
     PULL_POLICY,
+    ROLLING_UPDATE,
     SOPHIA_PODS,
     TMP_MOUNT,
     TMP_VOLUME,
@@ -106,7 +107,7 @@ class OtelCollector(pulumi.ComponentResource):
             spec={
                 "replicas": args.replicas,
                 "selector": {"matchLabels": selector(name)},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "strategy": ROLLING_UPDATE,
                 "template": {
                     "metadata": {"labels": labels(name, "telemetry")},
                     "spec": {
@@ -147,8 +148,7 @@ class OtelCollector(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if args.replicas > 1:
-            disruption_budget(name, meta, child)
+        disruption_budget(name, meta, args.replicas, child)
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": name, "namespace": args.namespace},

@@ -25,6 +25,9 @@ class ServiceSpec:
     component: str
     port: int
     replicas: int
+    # CPU and memory of each container (requests = limits), `sophia-ai:resources` with its override.
+    cpu: str
+    memory: str
     uses_redis: bool = False
     uses_snowflake: bool = False
     public: bool = False
@@ -57,6 +60,8 @@ def mcp_name(server: str) -> str:
 def services(config: StackConfig) -> list[ServiceSpec]:
     """Every service the stack runs; the frontend only when it has replicas."""
     replicas = config.replicas
+    sized = {key: config.resources.of(key) for key in ("orchestrator", "memory", "mcpServers", "frontend")}
+
     specs = [
         ServiceSpec(
             "orchestrator",
@@ -64,6 +69,8 @@ def services(config: StackConfig) -> list[ServiceSpec]:
             "api",
             ORCHESTRATOR_PORT,
             replicas.orchestrator,
+            cpu=sized["orchestrator"].cpu,
+            memory=sized["orchestrator"].memory,
             uses_redis=True,
             uses_snowflake=True,
             public=True,
@@ -77,6 +84,8 @@ def services(config: StackConfig) -> list[ServiceSpec]:
             "memory",
             MEMORY_PORT,
             replicas.memory,
+            cpu=sized["memory"].cpu,
+            memory=sized["memory"].memory,
             uses_redis=True,
             uses_snowflake=True,
             external_https=True,
@@ -90,6 +99,8 @@ def services(config: StackConfig) -> list[ServiceSpec]:
             MCP_COMPONENT,
             MCP_PORT,
             replicas.mcp_servers,
+            cpu=sized["mcpServers"].cpu,
+            memory=sized["mcpServers"].memory,
             external_https=True,
             calls=MCP_CALLS.get(server, ()),
             context="mcp-servers",
@@ -106,6 +117,8 @@ def services(config: StackConfig) -> list[ServiceSpec]:
                 "frontend",
                 FRONTEND_PORT,
                 replicas.frontend,
+                cpu=sized["frontend"].cpu,
+                memory=sized["frontend"].memory,
                 public=True,
                 context="frontend",
                 calls=("orchestrator",),

@@ -15,7 +15,9 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.k3s import EtcdS3Args, K3sCluster, K3sClusterArgs
 from components.monitoring import PrometheusStack, PrometheusStackArgs
 from infrastructure.secrets import secret_output
+from stacks.hosts import NODE_RESERVE
 from stacks.model import StackConfig
+from stacks.quantities import format_quantity
 
 
 @dataclass
@@ -73,6 +75,7 @@ def _provision(config: StackConfig) -> Connection:
             snapshot_dir=k3s.snapshot_dir,
             # Production's retained Redis volume lives there (components/redis.py).
             local_storage_path=config.redis.data_path,
+            system_reserved=f"cpu={NODE_RESERVE.cpu},memory={format_quantity(NODE_RESERVE.memory, 'Mi')}",
             etcd_s3=etcd_s3,
         ),
         opts=pulumi.ResourceOptions(protect=config.environment == "production"),

@@ -13,7 +13,7 @@ from components.redis import Redis, RedisArgs
 from components.service import Autoscaling, Service, ServiceArgs, Tracing
 from components.snowflake import SnowflakeArgs, SnowflakeConnection
 from components.telemetry import CollectorArgs, OtelCollector
-from infrastructure import catalog, cluster, sizing
+from infrastructure import capacity, catalog, cluster, sizing
 from infrastructure.secrets import secret_output
 from stacks import loader
 from stacks.model import StackConfig
@@ -22,8 +22,10 @@ from stacks.quantities import parse_quantity
 
 def main() -> None:
     """Run under the Pulumi engine: a bad configuration stops here, before any resource."""
+    stack = pulumi.get_stack()
     try:
-        loaded = loader.validate(loader.read_runtime(pulumi.get_stack()))
+        loaded = loader.validate(loader.read_runtime(stack))
+        capacity.check(stack, loaded.config, catalog.PROJECT_ROOT)
     except loader.ConfigError as exc:
         raise pulumi.RunError(f"invalid stack configuration:\n{exc}") from None
     build(loaded.config)
@@ -175,8 +177,8 @@ def build(config: StackConfig) -> None:
                 image=images.refs[spec.image],
                 port=spec.port,
                 replicas=spec.replicas,
-                cpu=config.resources.cpu,
-                memory=config.resources.memory,
+                cpu=spec.cpu,
+                memory=spec.memory,
                 component=spec.component,
                 env=env,
                 secret_env=secret_env,

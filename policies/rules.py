@@ -29,6 +29,7 @@ if __package__:  # imported as `policies.rules` (the tests, the project's toolin
         is_allowed_registry,
         is_mutable_image,
     )
+    from .workloads import DISRUPTION_BUDGET, needs_disruption_budget
 else:  # the pack runtime runs `policies/` itself: `from rules import POLICIES`
     from production import (  # type: ignore[no-redef]
         ALLOWED_REGISTRIES,
@@ -38,6 +39,7 @@ else:  # the pack runtime runs `policies/` itself: `from rules import POLICIES`
         is_allowed_registry,
         is_mutable_image,
     )
+    from workloads import DISRUPTION_BUDGET, needs_disruption_budget  # type: ignore[no-redef]
 
 DEFAULT_REGISTRIES = list(ALLOWED_REGISTRIES)
 _POD_TEMPLATES = {
@@ -190,8 +192,16 @@ def _production_availability(args: StackValidationArgs, report: ReportViolation)
             if (p.props.get("metadata") or {}).get("namespace") == namespace
             and _matches((p.props.get("spec") or {}).get("selector"), pod_labels)
         ]
-        if not budgets:
+        if needs_disruption_budget(replicas) and not budgets:
             report(f"Deployment {namespace}/{name}: production needs a PodDisruptionBudget", deployment.urn)
+        for budget in budgets:
+            spec_ = budget.props.get("spec") or {}
+            if {key: spec_.get(key) for key in DISRUPTION_BUDGET} != DISRUPTION_BUDGET:
+                report(
+                    f"PodDisruptionBudget {namespace}/{(budget.props.get('metadata') or {}).get('name')}: must be"
+                    f" {DISRUPTION_BUDGET} so that a drain is never blocked for good",
+                    budget.urn,
+                )
 
 
 def _namespace_isolation(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -246,7 +256,9 @@ POLICIES = [
     ),
     StackValidationPolicy(
         name="production-availability",
-        description="Production Deployments run at least 2 replicas and have a PodDisruptionBudget.",
+        description=(
+            "Production Deployments run at least 2 replicas and have a PodDisruptionBudget that never blocks a drain for good."
+        ),
         validate=_production_availability,
     ),
     StackValidationPolicy(

@@ -41,6 +41,7 @@ from stacks.compat import (
     kubernetes_problem,
     monitoring_stack_problem,
 )
+from stacks.hosts import INSTANCE_TYPES
 from stacks.quantities import (
     MAX_QUANTITY_LENGTH,
     host_address_problem,
@@ -60,6 +61,7 @@ MIN_CONTAINER_CPU, MAX_CONTAINER_CPU = Decimal("0.001"), Decimal(256)
 MIN_CONTAINER_MEMORY, MAX_CONTAINER_MEMORY = Decimal(4 * 2**20), Decimal(2 * 2**40)
 MIN_STORAGE, MAX_STORAGE = Decimal(2**20), Decimal(64 * 2**40)
 MAX_REPLICAS = 100  # the HorizontalPodAutoscaler's bound, too
+MAX_CLUSTER_CPU, MAX_CLUSTER_MEMORY = Decimal(100_000), Decimal(2**50)
 MAX_AGENTS = 16
 # Node names are `<instance>` and `<instance>-agent-<n>`; the kubelet labels each node with its
 # name (kubernetes.io/hostname), and a label value has at most 63 characters.
@@ -209,6 +211,18 @@ MemoryQuantity = Annotated[str, _quantity("bytes", MIN_CONTAINER_MEMORY, MAX_CON
 StorageQuantity = Annotated[str, _quantity("bytes", MIN_STORAGE, MAX_STORAGE, Decimal(1), ("1Mi", "64Ti"))]
 DnsName = Annotated[str, Text("DNS name", 253, check=_dns_name)]
 InstanceName = Annotated[str, Text("DNS name", MAX_INSTANCE_NAME, check=_dns_name)]
+
+
+def _instance_type(text: str) -> str | None:
+    shape = INSTANCE_TYPES.get(text)
+    if shape is None:
+        return f"must be a Lambda Labs instance type of stacks/hosts.py: {', '.join(INSTANCE_TYPES)}"
+    if shape.arch != "x86_64":
+        return f"is an {shape.arch} machine; the images this project builds are linux/amd64"
+    return None
+
+
+InstanceType = Annotated[str, Text("instance type", 40, r"[a-z0-9_]{1,40}", "a Lambda Labs instance type", check=_instance_type)]
 ServerAddress = Annotated[str, Text("IP address", 45, check=host_address_problem)]
 AgentHost = Annotated[str, Text("IP address or DNS name", 253, check=_agent_host)]
 # Registry and namespace: `<registry>/sophia-mcp-<40>` stays within a repository name's 255.
@@ -363,9 +377,9 @@ class Model(BaseModel):
 
 class Replicas(Model):
     orchestrator: int = Field(
-        1, ge=1, le=MAX_REPLICAS, description="Replicas of the FastAPI orchestrator (port 8000).", examples=[3]
+        1, ge=1, le=MAX_REPLICAS, description="Replicas of the FastAPI orchestrator (port 8000).", examples=[2]
     )
-    memory: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of the memory service (port 8001).", examples=[3])
+    memory: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of the memory service (port 8001).", examples=[2])
     mcp_servers: int = Field(1, ge=1, le=MAX_REPLICAS, description="Replicas of each MCP server.", examples=[2])
     frontend: int = Field(
         1, ge=0, le=MAX_REPLICAS, description="Replicas of the dashboard; 0 when it is hosted elsewhere.", examples=[2]
@@ -375,6 +389,49 @@ class Replicas(Model):
 class Resources(Model):
     cpu: CpuQuantity = Field("500m", description="CPU request and limit of each container (1m to 256).")
     memory: MemoryQuantity = Field("1Gi", description="Memory request and limit of each container (4Mi to 2Ti, whole bytes).")
+
+
+class Override(Model):
+    cpu: CpuQuantity | None = Field(None, description="CPU request and limit; unset takes the stack's default.")
+    memory: MemoryQuantity | None = Field(None, description="Memory request and limit; unset takes the stack's default.")
+
+
+class PerService(Model):
+    orchestrator: Override | None = Field(None, description="The orchestrator's resources.", examples=[None])
+    memory: Override | None = Field(None, description="The memory service's resources.", examples=[None])
+    mcp_servers: Override | None = Field(
+        None, description="Each MCP server's resources.", examples=[{"cpu": "250m", "memory": "512Mi"}]
+    )
+    frontend: Override | None = Field(
+        None, description="The dashboard's resources.", examples=[{"cpu": "100m", "memory": "256Mi"}]
+    )
+
+
+class ServiceResources(Resources):
+    per_service: PerService = Field(
+        PerService(),
+        description="Overrides by service, keyed like `sophia-ai:replicas` (a dashboard or an MCP server needs a"
+        " fraction of what the orchestrator does).",
+    )
+
+    def of(self, service: str) -> Resources:
+        """The CPU and memory of `service` (`orchestrator`, `memory`, `mcpServers`, `frontend`)."""
+        field = next(name for name, info in PerService.model_fields.items() if (info.alias or name) == service)
+        override: Override | None = getattr(self.per_service, field)
+        return Resources(
+            cpu=override.cpu if override and override.cpu else self.cpu,
+            memory=override.memory if override and override.memory else self.memory,
+        )
+
+
+class ClusterCapacity(Model):
+    cpu: Annotated[
+        str, _quantity("millicores", MIN_CONTAINER_CPU, MAX_CLUSTER_CPU, Decimal("0.001"), ("1m", str(MAX_CLUSTER_CPU)))
+    ] = Field(description="CPUs the cluster can give this project's namespaces.", examples=["16"])
+    memory: Annotated[str, _quantity("bytes", MIN_CONTAINER_MEMORY, MAX_CLUSTER_MEMORY, Decimal(1), ("4Mi", "1Pi"))] = Field(
+        description="Memory the cluster can give this project's namespaces.", examples=["64Gi"]
+    )
+    gpus: int = Field(0, ge=0, le=1024, description="NVIDIA GPUs the cluster can give them.", examples=[4])
 
 
 class Features(Model):
@@ -554,6 +611,11 @@ class K3s(Model):
         " filesystem that outlives the instance; unset keeps k3s's default on the host's disk.",
         examples=["/lambda/nfs/sophia-etcd"],
     )
+    agent_instance_type: InstanceType | None = Field(
+        None,
+        description="Lambda Labs instance type of the agents; unset: the server's (`lambdaLabs:instanceType`).",
+        examples=["gpu_1x_a10"],
+    )
     etcd_s3: S3Destination | None = Field(None, description="Copy every etcd snapshot to an S3-compatible bucket too.")
 
 
@@ -596,7 +658,9 @@ class StackConfig(Model):
         examples=["production"],
     )
     replicas: Replicas = Field(Replicas(), alias="sophia-ai:replicas", description="Replicas per service.")
-    resources: Resources = Field(Resources(), alias="sophia-ai:resources", description="Per-container resources.")
+    resources: ServiceResources = Field(
+        ServiceResources(), alias="sophia-ai:resources", description="Per-container resources of the Sophia services."
+    )
     features: Features = Field(Features(), alias="sophia-ai:features", description="Optional features.")
     mcp_servers: list[McpName] = Field(
         ["ai_memory", "hubspot", "gong", "slack"],
@@ -666,6 +730,19 @@ class StackConfig(Model):
     )
     monitoring_stack: MonitoringStack = Field(
         MonitoringStack(), alias="sophia-ai:monitoringStack", description="Prometheus stack (provision mode, monitoring on)."
+    )
+    lambda_instance_type: InstanceType = Field(
+        "gpu_1x_a10",
+        examples=["gpu_2x_h100_sxm5"],
+        alias="lambdaLabs:instanceType",
+        description="Lambda Labs instance type of that instance (its vCPUs, memory and GPUs: `stacks/hosts.py`); the"
+        " capacity of the cluster this stack provisions.",
+    )
+    cluster_capacity: ClusterCapacity | None = Field(
+        None,
+        alias="sophia-ai:clusterCapacity",
+        description="What an existing cluster can give this project (after what its own software holds); required"
+        " with kubernetes:kubeconfig or a clusterStack of another project, refused otherwise.",
     )
     lambda_ip: ServerAddress | None = Field(
         None,
@@ -785,13 +862,39 @@ def _one_cluster_source(c: StackConfig, stack: str) -> Iterator[Problem]:
 @_check
 def _host_settings_need_a_host(c: StackConfig, stack: str) -> Iterator[Problem]:
     if c.lambda_ip is None:
-        for attr in ("ssh", "k3s", "gpu_operator", "monitoring_stack"):
+        for attr in ("ssh", "k3s", "gpu_operator", "monitoring_stack", "lambda_instance_type"):
             if attr in c.model_fields_set:
                 yield _problem(
                     (StackConfig.model_fields[attr].alias or attr,), "only applies when this stack installs k3s (lambdaLabs:ip)"
                 )
     if (c.lambda_ip is None) != (c.lambda_instance is None):
         yield _problem(("lambdaLabs:instance",), "lambdaLabs:instance and lambdaLabs:ip go together")
+
+
+def owning_stack(c: StackConfig) -> str | None:
+    """The stack of this project whose cluster `c` attaches to through `clusterStack`, or None."""
+    if c.cluster_stack is None:
+        return None
+    parts = c.cluster_stack.split("/")
+    project = parts[-2] if len(parts) > 1 else PROJECT
+    return parts[-1] if project == PROJECT and parts[-1] in STACK_ENVIRONMENTS else None
+
+
+@_check
+def _capacity_of_an_attached_cluster(c: StackConfig, stack: str) -> Iterator[Problem]:
+    # Where the cluster is ours (provisioned here, or another stack of this project provisions it),
+    # its capacity follows from the instance types; any other cluster must say what it offers.
+    known = c.lambda_ip is not None or owning_stack(c) is not None
+    if known and c.cluster_capacity is not None:
+        yield _problem(
+            ("sophia-ai:clusterCapacity",),
+            "only applies to a cluster this project does not provision: its capacity comes from lambdaLabs:instanceType",
+        )
+    elif not known and c.cluster_capacity is None and (c.kubeconfig is not None or c.cluster_stack is not None):
+        yield _problem(
+            ("sophia-ai:clusterCapacity",),
+            "is required for a cluster this project does not provision: the CPUs, memory and GPUs it can give this stack",
+        )
 
 
 @_check

@@ -18,7 +18,7 @@ from pydantic_core import PydanticUndefined
 from stacks.model import StackConfig, Text
 
 # The keys of a stack attached to an existing cluster, instead of lambdaLabs:* and the host settings.
-ATTACHED_KEYS = ("kubernetes:kubeconfig", "kubernetes:context", "sophia-ai:clusterStack")
+ATTACHED_KEYS = ("kubernetes:kubeconfig", "kubernetes:context", "sophia-ai:clusterStack", "sophia-ai:clusterCapacity")
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -53,6 +53,8 @@ def _model(annotation: Any) -> type[BaseModel] | None:
 
 def _example(info: FieldInfo, annotation: Any, default: Any) -> Any:
     model = _model(annotation)
+    if model is not None and info.examples is not None:
+        return info.examples[0]
     if model is not None:
         # A key whose example is None excludes another one the example sets: it is left out.
         found = {alias: _example(f, f.annotation, _nested_default(default, f)) for alias, f in _fields(model)}

@@ -122,7 +122,8 @@ def test_reference_update_rewrites_only_its_section(tmp_path: Path):
 
 def _reference_example(text: str) -> tuple[str, dict]:
     block = text[text.index("```yaml") + 7 : text.rindex("```")]
-    attached = "\n".join(line.removeprefix("  # ") for line in block.splitlines() if line.startswith("  # ") and ": " in line)
+    commented = block[block.index("  # Attached") :].splitlines()[1:]
+    attached = "\n".join(line.removeprefix("  # ") for line in commented if line.startswith("  # "))
     return block, yaml.safe_load(attached)
 
 
@@ -146,13 +147,20 @@ def test_the_reference_example_is_a_valid_production_stack_file(tmp_path: Path, 
     for key in (
         "lambdaLabs:ip",
         "lambdaLabs:instance",
+        "lambdaLabs:instanceType",
         "sophia-ai:ssh",
         "sophia-ai:k3s",
         "sophia-ai:gpuOperator",
         "sophia-ai:monitoringStack",
     ):
         config.pop(key)
-    config.update({"sophia-ai:environment": "staging", "kubernetes:kubeconfig": attached["kubernetes:kubeconfig"]})
+    config.update(
+        {
+            "sophia-ai:environment": "staging",
+            "kubernetes:kubeconfig": attached["kubernetes:kubeconfig"],
+            "sophia-ai:clusterCapacity": attached["sophia-ai:clusterCapacity"],
+        }
+    )
     staging = tmp_path / "Pulumi.sophia-ai-staging.yaml"
     staging.write_text(yaml.safe_dump({"config": config}))
     assert cli.main(["check", "--config-file", str(staging)]) == 0, capsys.readouterr().err

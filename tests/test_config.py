@@ -43,13 +43,18 @@ def test_stack_values_are_those_of_the_plan():
     assert (dev.replicas.orchestrator, dev.replicas.mcp_servers, dev.replicas.frontend) == (1, 1, 1)
     assert (staging.replicas.orchestrator, staging.replicas.mcp_servers, staging.replicas.frontend) == (2, 2, 2)
     assert min(prod.replicas.model_dump().values()) >= 2
+    # The week-0 plan's sizes did not fit the host the three share (issue 11): production keeps two
+    # replicas of everything with room to scale, the dashboard and MCP servers need a fraction.
     assert (dev.resources.cpu, dev.resources.memory, staging.resources.cpu, staging.resources.memory) == (
         "500m",
         "1Gi",
-        "1000m",
-        "2Gi",
+        "500m",
+        "1Gi",
     )
     assert parse_quantity(prod.resources.cpu) > parse_quantity(staging.resources.cpu)
+    for config in (dev, staging, prod):
+        assert parse_quantity(config.resources.of("frontend").cpu) < parse_quantity(config.resources.of("mcpServers").cpu)
+        assert parse_quantity(config.resources.of("mcpServers").cpu) < parse_quantity(config.resources.of("orchestrator").cpu)
     assert dev.features.model_dump() == {"monitoring": False, "tracing": True, "autoscaling": False}
     assert (
         staging.features.model_dump() == prod.features.model_dump() == {"monitoring": True, "tracing": True, "autoscaling": True}

@@ -171,7 +171,12 @@ def _example_configs() -> list[tuple[str, dict[str, Any]]]:
     provision, attached = example()
     staging = {k: v for k, v in provision.items() if not k.startswith("lambdaLabs:") and k not in model_host_keys()}
     staging["sophia-ai:environment"] = "staging"
-    with_kubeconfig = {**staging, "kubernetes:kubeconfig": attached["kubernetes:kubeconfig"], "kubernetes:context": "sophia"}
+    with_kubeconfig = {
+        **staging,
+        "kubernetes:kubeconfig": attached["kubernetes:kubeconfig"],
+        "kubernetes:context": "sophia",
+        "sophia-ai:clusterCapacity": attached["sophia-ai:clusterCapacity"],
+    }
     with_reference = {**staging, "sophia-ai:clusterStack": attached["sophia-ai:clusterStack"]}
     return [(PROD, provision), (STAGING, with_kubeconfig), (STAGING, with_reference)]
 
@@ -417,7 +422,15 @@ def test_a_long_quantity_is_refused_at_once():
 def test_a_stack_is_not_its_own_cluster(reference_: str):
     found = lines(DEV, changed(DEV, {"kubernetes:kubeconfig": None, "sophia-ai:clusterStack": reference_}))
     assert any("sophia-ai:clusterStack: names this stack itself" in line for line in found), found
-    other = changed(DEV, {"kubernetes:kubeconfig": None, "sophia-ai:clusterStack": "acme/other-project/sophia-ai-dev"})
+    other = changed(
+        DEV,
+        {
+            "kubernetes:kubeconfig": None,
+            "sophia-ai:clusterStack": "acme/other-project/sophia-ai-dev",
+            # Another project's cluster: this one cannot size it.
+            "sophia-ai:clusterCapacity": {"cpu": "4", "memory": "16Gi"},
+        },
+    )
     assert lines(DEV, other) == []
 
 
@@ -533,7 +546,14 @@ def test_values_of_keys_the_engine_marks_secret_are_not_shown(monkeypatch: pytes
 
 def test_kubeconfig_contents_must_be_a_secret_and_stay_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     contents = offline.SAMPLE_KUBECONFIG
-    config = changed(DEV, {"kubernetes:kubeconfig": contents, "sophia-ai:clusterStack": None})
+    config = changed(
+        DEV,
+        {
+            "kubernetes:kubeconfig": contents,
+            "sophia-ai:clusterStack": None,
+            "sophia-ai:clusterCapacity": {"cpu": "4", "memory": "16Gi"},
+        },
+    )
     found = file_lines(tmp_path, DEV, with_file_secrets(DEV, config))
     assert found == [
         f"Pulumi.{DEV}.yaml: kubernetes:kubeconfig: must be set as a secret (pulumi config set --secret 'kubernetes:kubeconfig' ...)"
@@ -544,7 +564,14 @@ def test_kubeconfig_contents_must_be_a_secret_and_stay_one(tmp_path: Path, monke
     pulumi.runtime.set_all_config(values, ["kubernetes:kubeconfig", "sophia-ai:snowflake"])
     provider = next(r for r in offline.run(program.main, stack=DEV).resources if r.name == "cluster")
     assert provider.inputs["kubeconfig"] == "[secret]" and provider.plain_inputs["kubeconfig"] == contents
-    path_config = changed(DEV, {"kubernetes:kubeconfig": "~/.kube/config-dev", "sophia-ai:clusterStack": None})
+    path_config = changed(
+        DEV,
+        {
+            "kubernetes:kubeconfig": "~/.kube/config-dev",
+            "sophia-ai:clusterStack": None,
+            "sophia-ai:clusterCapacity": {"cpu": "4", "memory": "16Gi"},
+        },
+    )
     path_config["sophia-ai:snowflake"]["privateKey"] = "pem"
     pulumi.runtime.set_all_config(engine_config(path_config), ["sophia-ai:snowflake"])
     provider = next(r for r in offline.run(program.main, stack=DEV).resources if r.name == "cluster")
@@ -640,8 +667,9 @@ def test_the_production_rules_are_defined_once():
                 assert 'frozenset({"latest"' not in path.read_text(), path
 
 
-def test_the_shared_rules_need_only_the_standard_library():
-    tree = ast.parse((PROJECT / "policies" / "production.py").read_text())
+@pytest.mark.parametrize("module", ["production.py", "workloads.py"])
+def test_the_shared_rules_need_only_the_standard_library(module: str):
+    tree = ast.parse((PROJECT / "policies" / module).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -13,8 +13,14 @@ from tests.conftest import PROJECT, STACKS, Run, RunStack, stack_config
 EXPECTED = {
     # stack: (namespace, replicas orchestrator/memory/mcp/frontend, cpu, memory, monitoring, tracing, autoscaling)
     "sophia-ai-dev": ("sophia-dev", (1, 1, 1, 1), "500m", "1Gi", False, True, False),
-    "sophia-ai-staging": ("sophia-staging", (2, 2, 2, 2), "1000m", "2Gi", True, True, True),
-    "sophia-ai-production": ("sophia-prod", (3, 3, 3, 3), "2000m", "4Gi", True, True, True),
+    "sophia-ai-staging": ("sophia-staging", (2, 2, 2, 2), "500m", "1Gi", True, True, True),
+    "sophia-ai-production": ("sophia-prod", (2, 2, 2, 2), "1000m", "2Gi", True, True, True),
+}
+# The per-service overrides of `sophia-ai:resources` (the orchestrator and memory take the default).
+OVERRIDES = {
+    "sophia-ai-dev": {"mcp": ("100m", "256Mi"), "frontend": ("50m", "128Mi")},
+    "sophia-ai-staging": {"mcp": ("100m", "256Mi"), "frontend": ("50m", "128Mi")},
+    "sophia-ai-production": {"mcp": ("250m", "512Mi"), "frontend": ("100m", "256Mi")},
 }
 SERVICES = ["orchestrator", "memory", "mcp-ai-memory", "mcp-hubspot", "mcp-gong", "mcp-slack", "frontend"]
 
@@ -54,7 +60,9 @@ def test_replicas_and_resources_come_from_the_stack(run_stack: RunStack, stack: 
     _, replicas, cpu, memory, _, _, autoscaling = EXPECTED[stack]
     wanted = dict(zip(["orchestrator", "memory", "mcp", "frontend"], replicas, strict=True))
     for service in SERVICES:
-        count = wanted["mcp" if service.startswith("mcp-") else service]
+        group = "mcp" if service.startswith("mcp-") else service
+        count = wanted[group]
+        cpu_, memory_ = OVERRIDES[stack].get(group, (cpu, memory))
         if autoscaling:
             # The HPA owns the count: the Deployment leaves it out, the HPA's minimum is the count.
             assert "replicas" not in deployment(run, service)["spec"]
@@ -62,7 +70,7 @@ def test_replicas_and_resources_come_from_the_stack(run_stack: RunStack, stack: 
         else:
             assert deployment(run, service)["spec"]["replicas"] == count
         resources = container(run, service)["resources"]
-        assert resources["requests"] == {"cpu": cpu, "memory": memory} == resources["limits"]
+        assert resources["requests"] == {"cpu": cpu_, "memory": memory_} == resources["limits"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -281,7 +289,8 @@ def test_a_stack_reference_supplies_the_kubeconfig(run_stack: RunStack):
 
 
 def test_no_service_waits_for_the_gpu_operator_but_gpu_services_do(run_stack: RunStack):
-    run = run_stack("sophia-ai-production", {"sophia-ai:gpuServices": ["memory"]})
+    # Memory at its peak (3 replicas and a surge pod) needs 4 GPUs: an 8-GPU host.
+    run = run_stack("sophia-ai-production", {"sophia-ai:gpuServices": ["memory"], "lambdaLabs:instanceType": "gpu_8x_a100"})
     gpu = {r.name for r in run.resources if r.parent == "gpu-operator"} | {"gpu-operator"}
     for service in SERVICES:
         waits = run.depends_on(f"{service}-deployment")
