@@ -60,6 +60,10 @@ def _load(stack: str, path: Path, esc: bool = False) -> loader.LoadedConfig:
 
         raw = esc_environments.resolve(path, raw)
     loaded = loader.validate(raw)
+    from infrastructure import capacity  # sizes the stack from the service catalog
+
+    # The stacks sharing its cluster are read from the stack files beside it.
+    capacity.check(stack, loaded.config, path.parent)
     for note in loaded.notes:
         print(f"note: {note}", file=sys.stderr)
     for key in loaded.missing_secrets:
