@@ -3,13 +3,14 @@ an S3-compatible bucket or to a directory on a Lambda persistent filesystem."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pods import PINNED_BY_TAG, checkov_skips
+from components.pods import PINNED_BY_TAG, checkov_skips, network_policy
 from components.redis import PORT, admin_container, admin_labels, admin_pod, script
 
 # Pinned: rclone's own image (Alpine, with a shell); it signs S3 requests itself.
@@ -31,11 +32,8 @@ class S3Target:
     access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
     insecure: bool = False
-
-    @property
-    def port(self) -> int:
-        _, _, port = self.endpoint.partition(":")
-        return int(port) if port else (80 if self.insecure else 443)
+    # The endpoint's TCP port: the only one the backup's pods may open outside the namespace.
+    port: int = 443
 
 
 @dataclass
@@ -52,6 +50,8 @@ class RedisBackupArgs:
     # Exactly one destination.
     s3: S3Target | None = None
     host_path: str | None = None
+    # What its pods may open (Redis, the bucket): its NetworkPolicy's egress rules.
+    egress: Sequence[Mapping[str, Any]] = ()
 
 
 class RedisBackup(pulumi.ComponentResource):
@@ -95,7 +95,6 @@ class RedisBackup(pulumi.ComponentResource):
             },
             [snapshot_mount, {"name": "redis-auth", "mountPath": AUTH_DIR, "readOnly": True}],
         )
-        egress: list[dict[str, Any]] = []
         if args.s3 is not None:
             s3 = args.s3
             keys = k8s.core.v1.Secret(
@@ -125,7 +124,6 @@ class RedisBackup(pulumi.ComponentResource):
                 },
                 [snapshot_mount, {"name": "s3-keys", "mountPath": KEYS_DIR, "readOnly": True}],
             )
-            egress.append({"ports": [{"protocol": "TCP", "port": s3.port}]})
         else:
             # The restricted Pod Security Standard admits no hostPath volume in a pod: the
             # directory is a PersistentVolume of its own, bound to this claim alone.
@@ -192,16 +190,6 @@ class RedisBackup(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if egress:
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-egress",
-                metadata={"name": f"{name}-egress", "namespace": args.namespace},
-                spec={
-                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
-                    "policyTypes": ["Egress"],
-                    "egress": egress,
-                },
-                opts=child,
-            )
+        network_policy(name, args.namespace, (), args.egress, child)
         self.cronjob_name = cron.metadata.name
         self.register_outputs({"cronjob_name": self.cronjob_name})

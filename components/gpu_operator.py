@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.charts import chart_path
-from components.pods import CONTAINER_SECURITY_CONTEXT, PINNED_BY_TAG, PULL_POLICY, checkov_skips, pod_security_context
+from components.pods import PINNED_BY_TAG, checkov_skips, restricted_container, restricted_pod
 
 NAMESPACE = "gpu-operator"
 # k3s ships a RuntimeClass `nvidia` (handler `nvidia`, k3s-io/k3s manifests/runtimes.yaml) and adds
@@ -88,6 +88,9 @@ class GpuOperator(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _smoke_test(self, name: str, release: k8s.helm.v3.Release) -> k8s.batch.v1.Job:
+        gpu_container = restricted_container("cuda-vectoradd", SMOKE_TEST_IMAGE, "500m", "512Mi")
+        for bound in ("requests", "limits"):
+            gpu_container["resources"][bound]["nvidia.com/gpu"] = "1"
         return k8s.batch.v1.Job(
             f"{name}-smoke-test",
             metadata={"name": "gpu-smoke-test", "namespace": release.namespace, "annotations": checkov_skips(PINNED_BY_TAG)},
@@ -95,24 +98,12 @@ class GpuOperator(pulumi.ComponentResource):
                 "backoffLimit": 2,
                 "activeDeadlineSeconds": SMOKE_TEST_DEADLINE_SECONDS,
                 "template": {
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "runtimeClassName": RUNTIME_CLASS,
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(SMOKE_TEST_UID),
-                        "containers": [
-                            {
-                                "name": "cuda-vectoradd",
-                                "image": SMOKE_TEST_IMAGE,
-                                "imagePullPolicy": PULL_POLICY,
-                                "resources": {
-                                    bound: {"nvidia.com/gpu": "1", "cpu": "500m", "memory": "512Mi"}
-                                    for bound in ("requests", "limits")
-                                },
-                                "securityContext": CONTAINER_SECURITY_CONTEXT,
-                            }
-                        ],
-                    }
+                    "spec": restricted_pod(
+                        SMOKE_TEST_UID,
+                        [gpu_container],
+                        restartPolicy="Never",
+                        runtimeClassName=RUNTIME_CLASS,
+                    )
                 },
             },
             opts=pulumi.ResourceOptions(

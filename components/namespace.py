@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pods import PART_OF, SOPHIA_PODS
+from components.pods import PART_OF
 
 
 @dataclass
@@ -26,7 +26,7 @@ class NamespaceArgs:
 
 class Namespace(pulumi.ComponentResource):
     """A namespace that enforces the `restricted` Pod Security Standard and denies all traffic but
-    DNS, and traffic between Sophia pods, unless a workload's own NetworkPolicy allows more.
+    DNS, unless a workload's own NetworkPolicy allows more (infrastructure/traffic.py).
 
     Outputs: `name` (the namespace name).
     """
@@ -105,13 +105,6 @@ class Namespace(pulumi.ComponentResource):
                     }
                 ],
             },
-            opts=child,
-        )
-        # Sophia pods may call each other; each workload's own policy decides who may call it.
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-allow-sophia-egress",
-            metadata={"name": "allow-sophia-egress", "namespace": ns},
-            spec={**SOPHIA_PODS, "policyTypes": ["Egress"], "egress": [{"to": [SOPHIA_PODS]}]},
             opts=child,
         )
         self.name = ns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -10,8 +11,9 @@ import pulumi_kubernetes as k8s
 from policies.workloads import DISRUPTION_BUDGET, MAX_SURGE, MAX_UNAVAILABLE, needs_disruption_budget
 
 PART_OF = "sophia-ai"
-# A NetworkPolicy peer: every Sophia pod of the namespace.
-SOPHIA_PODS = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
+# Every pod of a workload carries its name under this label, unique in the namespace: what the
+# NetworkPolicies select it by (infrastructure/traffic.py).
+NAME_LABEL = "app.kubernetes.io/name"
 
 
 def labels(name: str, component: str) -> dict[str, str]:
@@ -25,7 +27,29 @@ def labels(name: str, component: str) -> dict[str, str]:
 
 
 def selector(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
+    return {NAME_LABEL: name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def network_policy(
+    name: str,
+    namespace: pulumi.Input[str],
+    ingress: Sequence[Mapping[str, Any]],
+    egress: Sequence[Mapping[str, Any]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """What the pods of workload `name` may accept and open, beyond the namespace's default deny
+    and DNS: exactly these rules (infrastructure/traffic.py derives them from the catalog)."""
+    return k8s.networking.v1.NetworkPolicy(
+        f"{name}-network-policy",
+        metadata={"name": name, "namespace": namespace},
+        spec={
+            "podSelector": {"matchLabels": {NAME_LABEL: name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": list(ingress),
+            "egress": list(egress),
+        },
+        opts=opts,
+    )
 
 
 def pod_security_context(uid: int, gid: int | None = None) -> dict[str, Any]:
@@ -60,6 +84,37 @@ PINNED_BY_TAG = (
     "pinned by an exact version tag from validated configuration (production refuses mutable tags);"
     " images this stack builds are deployed by digest",
 )
+
+
+def restricted_pod(
+    uid: int, containers: list[dict[str, Any]], volumes: Sequence[Mapping[str, Any]] = (), *, gid: int | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A pod spec the `restricted` Pod Security Standard admits: non-root with the RuntimeDefault
+    seccomp profile, no service-account token, a private /tmp (the only writable path of its
+    read-only containers); `spec` adds the rest (restartPolicy, initContainers...)."""
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(uid, gid),
+        **spec,
+        "containers": containers,
+        "volumes": [*volumes, TMP_VOLUME],
+    }
+
+
+def restricted_container(
+    name: str, image: pulumi.Input[str], cpu: str, memory: str, mounts: Sequence[Mapping[str, Any]] = (), **container: Any
+) -> dict[str, Any]:
+    """A container of such a pod: read-only root, no privilege, every capability dropped, pulled
+    on every start, requests equal to limits, /tmp mounted; `container` adds the rest."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": PULL_POLICY,
+        **container,
+        "resources": resources(cpu, memory),
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "volumeMounts": [*mounts, TMP_MOUNT],
+    }
 
 
 def checkov_skips(*skips: tuple[str, str]) -> dict[str, str]:

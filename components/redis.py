@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,12 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.pods import (
-    CONTAINER_SECURITY_CONTEXT,
     PINNED_BY_TAG,
-    PULL_POLICY,
-    SOPHIA_PODS,
-    TMP_MOUNT,
-    TMP_VOLUME,
     checkov_skips,
     labels,
-    pod_security_context,
-    resources,
+    network_policy,
+    restricted_container,
+    restricted_pod,
     selector,
 )
 
@@ -129,31 +125,28 @@ def admin_pod(
     containers: list[dict[str, Any]], volumes: list[dict[str, Any]], *, init: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """The pod of a Job that talks to Redis as its administrator: restricted, no token, no restart."""
-    spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,
-        "restartPolicy": "Never",
-        "securityContext": pod_security_context(REDIS_UID, REDIS_GID),
-        "containers": containers,
-        "volumes": [*volumes, TMP_VOLUME],
-    }
-    if init:
-        spec["initContainers"] = init
-    return spec
+    return restricted_pod(
+        REDIS_UID, containers, volumes, gid=REDIS_GID, restartPolicy="Never", **({"initContainers": init} if init else {})
+    )
 
 
 def admin_container(
     name: str, image: str, command: list[str], env: dict[str, pulumi.Input[str]], mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": PULL_POLICY,
-        "command": command,
-        "env": [{"name": key, "value": value} for key, value in env.items()],
-        "resources": resources(ADMIN_CPU, ADMIN_MEMORY),
-        "securityContext": CONTAINER_SECURITY_CONTEXT,
-        "volumeMounts": [*mounts, TMP_MOUNT],
-    }
+    return restricted_container(
+        name,
+        image,
+        ADMIN_CPU,
+        ADMIN_MEMORY,
+        mounts,
+        command=command,
+        env=[{"name": key, "value": value} for key, value in env.items()],
+    )
+
+
+def acl_sync_name(name: str) -> str:
+    """The name of the Job (and its pods' workload) that applies Redis `name`'s passwords live."""
+    return f"{name}-acl-sync"
 
 
 def admin_labels(name: str) -> dict[str, str]:
@@ -183,6 +176,9 @@ class RedisArgs:
     # a StorageClass of its own, reclaimPolicy Retain, under `data_path` on the node.
     retain_data: bool = False
     data_path: str = "/var/lib/sophia/storage"
+    # NetworkPolicy rules: who may reach Redis, and what its password Job may reach (Redis).
+    ingress: Sequence[Mapping[str, Any]] = ()
+    admin_egress: Sequence[Mapping[str, Any]] = ()
 
 
 class Redis(pulumi.ComponentResource):
@@ -286,25 +282,29 @@ class Redis(pulumi.ComponentResource):
                         # A new redis.conf restarts Redis; a new password does not (it is live).
                         "annotations": {"sophia.ai/config-hash": hashlib.sha256(conf.encode()).hexdigest()},
                     },
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(REDIS_UID, REDIS_GID),
-                        "terminationGracePeriodSeconds": 30,
-                        "containers": [
-                            {
-                                "name": "redis",
-                                "image": args.image,
-                                "imagePullPolicy": PULL_POLICY,
-                                "command": ["redis-server", f"{CONF_DIR}/redis.conf"],
-                                "ports": [{"name": "redis", "containerPort": PORT}],
-                                "resources": resources(args.cpu, args.memory),
-                                "securityContext": CONTAINER_SECURITY_CONTEXT,
-                                "livenessProbe": {
+                    "spec": restricted_pod(
+                        REDIS_UID,
+                        [
+                            restricted_container(
+                                "redis",
+                                args.image,
+                                args.cpu,
+                                args.memory,
+                                [
+                                    {"name": "data", "mountPath": DATA_DIR},
+                                    {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
+                                    # The whole Secret, not items and not subPath: the kubelet then
+                                    # refreshes its files in place when the Secret changes.
+                                    {"name": "acl", "mountPath": ACL_DIR, "readOnly": True},
+                                ],
+                                command=["redis-server", f"{CONF_DIR}/redis.conf"],
+                                ports=[{"name": "redis", "containerPort": PORT}],
+                                livenessProbe={
                                     "tcpSocket": {"port": "redis"},
                                     "initialDelaySeconds": 10,
                                     "periodSeconds": 10,
                                 },
-                                "readinessProbe": {
+                                readinessProbe={
                                     # Authenticated, so that a Redis still loading its AOF is not
                                     # ready; with either password while one is being added.
                                     "exec": {
@@ -319,23 +319,16 @@ class Redis(pulumi.ComponentResource):
                                     "initialDelaySeconds": 5,
                                     "periodSeconds": 5,
                                 },
-                                "volumeMounts": [
-                                    {"name": "data", "mountPath": DATA_DIR},
-                                    {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
-                                    # The whole Secret, not items and not subPath: the kubelet then
-                                    # refreshes its files in place when the Secret changes.
-                                    {"name": "acl", "mountPath": ACL_DIR, "readOnly": True},
-                                    TMP_MOUNT,
-                                ],
-                            }
+                            )
                         ],
-                        "volumes": [
+                        [
                             {"name": "data", "persistentVolumeClaim": {"claimName": volume.metadata.name}},
                             {"name": "config", "configMap": {"name": config_map.metadata.name}},
                             {"name": "acl", "secret": {"secretName": acl_secret.metadata.name, "defaultMode": 0o440}},
-                            TMP_VOLUME,
                         ],
-                    },
+                        gid=REDIS_GID,
+                        terminationGracePeriodSeconds=30,
+                    ),
                 },
             },
             opts=child,
@@ -346,11 +339,11 @@ class Redis(pulumi.ComponentResource):
             pulumi.Output.all(hash_key, acl).apply(lambda ka: keyed_hash(ka[0], ka[1] + sync_script))
         )
         sync = k8s.batch.v1.Job(
-            f"{name}-acl-sync",
+            acl_sync_name(name),
             metadata={
-                "name": sync_hash.apply(lambda h: f"{name}-acl-sync-{h[:10]}"),
+                "name": sync_hash.apply(lambda h: f"{acl_sync_name(name)}-{h[:10]}"),
                 "namespace": args.namespace,
-                "labels": admin_labels(f"{name}-acl-sync"),
+                "labels": admin_labels(acl_sync_name(name)),
                 "annotations": checkov_skips(PINNED_BY_TAG),
             },
             spec={
@@ -358,7 +351,7 @@ class Redis(pulumi.ComponentResource):
                 # Longer than the script's own deadline, shorter than Pulumi's wait for a Job.
                 "activeDeadlineSeconds": 300,
                 "template": {
-                    "metadata": {"labels": admin_labels(f"{name}-acl-sync")},
+                    "metadata": {"labels": admin_labels(acl_sync_name(name))},
                     "spec": admin_pod(
                         [
                             admin_container(
@@ -383,33 +376,8 @@ class Redis(pulumi.ComponentResource):
             string_data={"password": current},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[sync]),
         )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-policy",
-            metadata={"name": name, "namespace": args.namespace},
-            spec={
-                "podSelector": {"matchLabels": selector(name)},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [SOPHIA_PODS, {"podSelector": {"matchLabels": {ADMIN_LABEL: "true"}}}],
-                        "ports": [{"protocol": "TCP", "port": PORT}],
-                    }
-                ],
-            },
-            opts=child,
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-admin-egress",
-            metadata={"name": f"{name}-admin-egress", "namespace": args.namespace},
-            spec={
-                "podSelector": {"matchLabels": {ADMIN_LABEL: "true"}},
-                "policyTypes": ["Egress"],
-                "egress": [
-                    {"to": [{"podSelector": {"matchLabels": selector(name)}}], "ports": [{"protocol": "TCP", "port": PORT}]}
-                ],
-            },
-            opts=child,
-        )
+        network_policy(name, args.namespace, args.ingress, (), child)
+        network_policy(acl_sync_name(name), args.namespace, (), args.admin_egress, child)
         self.config_hash = pulumi.Output.unsecret(pulumi.Output.all(hash_key, current).apply(lambda kp: keyed_hash(kp[0], kp[1])))
         self.service_name = service.metadata.name
         self.url = pulumi.Output.concat(

@@ -5,24 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.pods import (
-    CONTAINER_SECURITY_CONTEXT,
     PART_OF,
     PINNED_BY_TAG,
-    PULL_POLICY,
     ROLLING_UPDATE,
-    SOPHIA_PODS,
-    TMP_MOUNT,
-    TMP_VOLUME,
     checkov_skips,
     disruption_budget,
     labels,
-    pod_security_context,
-    resources,
+    network_policy,
+    restricted_container,
+    restricted_pod,
     selector,
 )
 from policies.workloads import peak_replicas
@@ -69,10 +66,9 @@ class ServiceArgs:
     pod_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Secrets whose every key becomes an environment variable.
     env_from_secrets: Sequence[pulumi.Input[str]] = ()
-    # Reachable from outside the namespace (through the ingress controller).
-    public: bool = False
-    # Calls external APIs (Snowflake, SaaS) over HTTPS.
-    external_https: bool = False
+    # Its NetworkPolicy's rules: who may open a connection to it, and to what it may open one.
+    ingress: Sequence[Mapping[str, Any]] = ()
+    egress: Sequence[Mapping[str, Any]] = ()
     gpus: int = 0
     autoscaling: Autoscaling | None = None
     monitoring: bool = False
@@ -129,40 +125,31 @@ class Service(pulumi.ComponentResource):
                     "value": f"deployment.environment={args.tracing.environment},service.namespace={PART_OF}",
                 },
             ]
-        container_resources = resources(args.cpu, args.memory)
-        pod_spec: dict = {
-            "automountServiceAccountToken": False,
-            "securityContext": pod_security_context(SERVICE_UID),
-            "terminationGracePeriodSeconds": GRACE_PERIOD_SECONDS,
-            "containers": [
-                {
-                    "name": name,
-                    "image": args.image,
-                    "imagePullPolicy": PULL_POLICY,
-                    "ports": ports,
-                    "env": env,
-                    "envFrom": [{"secretRef": {"name": secret}} for secret in args.env_from_secrets],
-                    "resources": container_resources,
-                    "securityContext": CONTAINER_SECURITY_CONTEXT,
-                    "livenessProbe": {
-                        "httpGet": {"path": HEALTH_PATH, "port": "http"},
-                        "initialDelaySeconds": 10,
-                        "periodSeconds": 10,
-                        "failureThreshold": 3,
-                    },
-                    "readinessProbe": {
-                        "httpGet": {"path": READY_PATH, "port": "http"},
-                        "initialDelaySeconds": 3,
-                        "periodSeconds": 5,
-                        # Each dependency check of /ready takes at most 1 s; they run concurrently.
-                        "timeoutSeconds": 3,
-                        "failureThreshold": 2,
-                    },
-                    "volumeMounts": [TMP_MOUNT],
-                }
-            ],
-            "volumes": [TMP_VOLUME],
-        }
+        container = restricted_container(
+            name,
+            args.image,
+            args.cpu,
+            args.memory,
+            ports=ports,
+            env=env,
+            envFrom=[{"secretRef": {"name": secret}} for secret in args.env_from_secrets],
+            livenessProbe={
+                "httpGet": {"path": HEALTH_PATH, "port": "http"},
+                "initialDelaySeconds": 10,
+                "periodSeconds": 10,
+                "failureThreshold": 3,
+            },
+            readinessProbe={
+                "httpGet": {"path": READY_PATH, "port": "http"},
+                "initialDelaySeconds": 3,
+                "periodSeconds": 5,
+                # Each dependency check of /ready takes at most 1 s; they run concurrently.
+                "timeoutSeconds": 3,
+                "failureThreshold": 2,
+            },
+        )
+        container_resources = container["resources"]
+        pod_spec = restricted_pod(SERVICE_UID, [container], terminationGracePeriodSeconds=GRACE_PERIOD_SECONDS)
         if args.image_pull_secret is not None:
             pod_spec["imagePullSecrets"] = [{"name": args.image_pull_secret}]
         if args.gpus:
@@ -194,7 +181,7 @@ class Service(pulumi.ComponentResource):
             spec={"selector": selector(name), "ports": service_ports},
             opts=child,
         )
-        self._network_policy(name, args, child)
+        network_policy(name, args.namespace, args.ingress, args.egress, child)
         # A drain never takes more than one replica at a time, with or without an autoscaler.
         disruption_budget(name, meta, args.replicas, child)
         if args.autoscaling is not None:
@@ -214,31 +201,6 @@ class Service(pulumi.ComponentResource):
         self.service_name = service.metadata.name
         self.deployment_name = deployment.metadata.name
         self.register_outputs({"service_name": self.service_name, "deployment_name": self.deployment_name})
-
-    @staticmethod
-    def _network_policy(name: str, args: ServiceArgs, child: pulumi.ResourceOptions) -> None:
-        callers: list[dict] = [SOPHIA_PODS]
-        if args.public:
-            # Traefik (k3s's ingress controller) runs in kube-system.
-            callers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}})
-        ingress = [{"from": callers, "ports": [{"protocol": "TCP", "port": args.port}]}]
-        if args.monitoring:
-            ingress.append(
-                {
-                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
-                }
-            )
-        spec: dict = {"podSelector": {"matchLabels": selector(name)}, "policyTypes": ["Ingress"], "ingress": ingress}
-        if args.external_https:
-            spec["policyTypes"].append("Egress")
-            spec["egress"] = [{"ports": [{"protocol": "TCP", "port": 443}]}]
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-policy",
-            metadata={"name": name, "namespace": args.namespace},
-            spec=spec,
-            opts=child,
-        )
 
     @staticmethod
     def _autoscaling(

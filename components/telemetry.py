@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
 from components.pods import (
-    CONTAINER_SECURITY_CONTEXT,
     PINNED_BY_TAG,
-    PULL_POLICY,
     ROLLING_UPDATE,
-    SOPHIA_PODS,
-    TMP_MOUNT,
-    TMP_VOLUME,
     checkov_skips,
     disruption_budget,
     labels,
-    pod_security_context,
-    resources,
+    network_policy,
+    restricted_container,
+    restricted_pod,
     selector,
 )
 
@@ -43,6 +41,9 @@ class CollectorArgs:
     exporter_insecure: bool = False
     # More than one (production) also gets a PodDisruptionBudget.
     replicas: int = 1
+    # Its NetworkPolicy's rules: the services that send it traces, the backend it exports to.
+    ingress: Sequence[Mapping[str, Any]] = ()
+    egress: Sequence[Mapping[str, Any]] = ()
 
 
 def collector_config(args: CollectorArgs) -> dict:
@@ -110,28 +111,26 @@ class OtelCollector(pulumi.ComponentResource):
                 "strategy": ROLLING_UPDATE,
                 "template": {
                     "metadata": {"labels": labels(name, "telemetry")},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(COLLECTOR_UID),
-                        "containers": [
-                            {
-                                "name": "collector",
-                                "image": args.image,
-                                "imagePullPolicy": PULL_POLICY,
-                                "args": ["--config=/conf/config.yaml"],
-                                "ports": [
+                    "spec": restricted_pod(
+                        COLLECTOR_UID,
+                        [
+                            restricted_container(
+                                "collector",
+                                args.image,
+                                COLLECTOR_CPU,
+                                COLLECTOR_MEMORY,
+                                [{"name": "config", "mountPath": "/conf", "readOnly": True}],
+                                args=["--config=/conf/config.yaml"],
+                                ports=[
                                     {"name": "otlp-grpc", "containerPort": OTLP_GRPC},
                                     {"name": "otlp-http", "containerPort": OTLP_HTTP},
                                 ],
-                                "resources": resources(COLLECTOR_CPU, COLLECTOR_MEMORY),
-                                "securityContext": CONTAINER_SECURITY_CONTEXT,
-                                "livenessProbe": probe,
-                                "readinessProbe": probe,
-                                "volumeMounts": [{"name": "config", "mountPath": "/conf", "readOnly": True}, TMP_MOUNT],
-                            }
+                                livenessProbe=probe,
+                                readinessProbe=probe,
+                            )
                         ],
-                        "volumes": [{"name": "config", "configMap": {"name": config.metadata.name}}, TMP_VOLUME],
-                    },
+                        [{"name": "config", "configMap": {"name": config.metadata.name}}],
+                    ),
                 },
             },
             opts=child,
@@ -149,23 +148,7 @@ class OtelCollector(pulumi.ComponentResource):
             opts=child,
         )
         disruption_budget(name, meta, args.replicas, child)
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-policy",
-            metadata={"name": name, "namespace": args.namespace},
-            spec={
-                "podSelector": {"matchLabels": selector(name)},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [
-                    {
-                        "from": [SOPHIA_PODS],
-                        "ports": [{"protocol": "TCP", "port": OTLP_GRPC}, {"protocol": "TCP", "port": OTLP_HTTP}],
-                    }
-                ],
-                # The exporter's backend may live anywhere; OTLP/gRPC or HTTPS.
-                "egress": [{"ports": [{"protocol": "TCP", "port": OTLP_GRPC}, {"protocol": "TCP", "port": 443}]}],
-            },
-            opts=child,
-        )
+        network_policy(name, args.namespace, args.ingress, args.egress, child)
         self.endpoint = pulumi.Output.concat(
             "http://", service.metadata.name, ".", service.metadata.namespace, ".svc:", str(OTLP_GRPC)
         )

@@ -13,7 +13,7 @@ from components.redis import Redis, RedisArgs
 from components.service import Autoscaling, Service, ServiceArgs, Tracing
 from components.snowflake import SnowflakeArgs, SnowflakeConnection
 from components.telemetry import CollectorArgs, OtelCollector
-from infrastructure import capacity, catalog, cluster, sizing
+from infrastructure import capacity, catalog, cluster, sizing, traffic
 from infrastructure.secrets import secret_output
 from stacks import loader
 from stacks.model import StackConfig
@@ -82,8 +82,10 @@ def build(config: StackConfig) -> None:
         opts=on_cluster,
     )
 
+    # Who talks to whom: each workload's NetworkPolicy allows exactly its flows.
+    matrix = traffic.flows(config, specs)
     redis = Redis(
-        "redis",
+        traffic.REDIS,
         RedisArgs(
             namespace=ns,
             image=config.redis.image,
@@ -98,10 +100,12 @@ def build(config: StackConfig) -> None:
             previous_password=secret_output(config.redis.previous_password),
             retain_data=production,
             data_path=config.redis.data_path,
+            ingress=traffic.ingress(traffic.REDIS, matrix),
+            admin_egress=traffic.egress(traffic.ACL_SYNC, matrix),
         ),
         opts=on_cluster,
     )
-    backup_redis(config, ns, redis, on_cluster)
+    backup_redis(config, ns, redis, traffic.egress(traffic.BACKUP, matrix), on_cluster)
 
     sf = config.snowflake
     snowflake = SnowflakeConnection(
@@ -133,7 +137,7 @@ def build(config: StackConfig) -> None:
     tracing = None
     if config.features.tracing:
         collector = OtelCollector(
-            "otel-collector",
+            traffic.COLLECTOR,
             CollectorArgs(
                 namespace=ns,
                 image=config.telemetry.collector_image,
@@ -141,6 +145,8 @@ def build(config: StackConfig) -> None:
                 exporter_endpoint=config.telemetry.exporter_endpoint,
                 exporter_insecure=config.telemetry.exporter_plaintext,
                 replicas=sizing.collector_replicas(config),
+                ingress=traffic.ingress(traffic.COLLECTOR, matrix),
+                egress=traffic.egress(traffic.COLLECTOR, matrix),
             ),
             opts=on_cluster,
         )
@@ -184,8 +190,8 @@ def build(config: StackConfig) -> None:
                 secret_env=secret_env,
                 pod_annotations=annotations,
                 env_from_secrets=env_from,
-                public=spec.public,
-                external_https=spec.external_https,
+                ingress=traffic.ingress(spec.name, matrix),
+                egress=traffic.egress(spec.name, matrix),
                 gpus=1 if gpu else 0,
                 autoscaling=autoscaling,
                 monitoring=config.features.monitoring,
@@ -212,7 +218,9 @@ def build(config: StackConfig) -> None:
         pulumi.export("kubeconfig", pulumi.Output.secret(connection.kubeconfig))
 
 
-def backup_redis(config: StackConfig, ns: pulumi.Input[str], redis: Redis, opts: pulumi.ResourceOptions) -> None:
+def backup_redis(
+    config: StackConfig, ns: pulumi.Input[str], redis: Redis, egress: list[dict], opts: pulumi.ResourceOptions
+) -> None:
     """Redis's backups, as configured (`sophia-ai:redis.backup`)."""
     backup = config.redis.backup
     if backup is None:
@@ -231,9 +239,10 @@ def backup_redis(config: StackConfig, ns: pulumi.Input[str], redis: Redis, opts:
             access_key_id,
             secret_access_key,
             backup.s3.insecure,
+            backup.s3.port,
         )
     RedisBackup(
-        "redis-backup",
+        traffic.BACKUP,
         RedisBackupArgs(
             namespace=ns,
             redis_host=redis.service_name,
@@ -244,6 +253,7 @@ def backup_redis(config: StackConfig, ns: pulumi.Input[str], redis: Redis, opts:
             snapshot_size=config.redis.resources.memory,
             s3=s3,
             host_path=backup.host_path,
+            egress=egress,
         ),
         opts=opts,
     )

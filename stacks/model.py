@@ -482,6 +482,12 @@ class S3Destination(Model):
     secret_access_key: LineSecret | None = Field(None, description="Secret access key. Secret; required.")
     insecure: bool = Field(False, description="Plain HTTP instead of HTTPS (e.g. a MinIO inside the cluster).")
 
+    @property
+    def port(self) -> int:
+        """The TCP port of the endpoint: its own, or HTTP's or HTTPS's."""
+        _, _, port = self.endpoint.partition(":")
+        return int(port) if port else (80 if self.insecure else 443)
+
 
 class RedisBackup(Model):
     schedule: Cron = Field("0 */6 * * *", description="When to copy a snapshot of Redis off the host (cron, UTC).")

@@ -17,7 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A pod (namespace, labels, named container ports) or an address outside the cluster."""
+    """A pod (namespace, labels, named container ports, its IP) or an address outside the cluster."""
 
     name: str
     namespace: str | None = None  # None: outside the cluster (ip is then set)
@@ -83,8 +83,10 @@ class Cluster:
             if address not in ipaddress.ip_network(block["cidr"]):
                 return False
             return not any(address in ipaddress.ip_network(cidr) for cidr in block.get("except") or [])
+        # ipBlock matched any address above, pods' included (kube-router, k3s's policy controller,
+        # matches it against every IP); pod and namespace selectors select pods only.
         if other.namespace is None:
-            return False  # pod and namespace selectors select pods only
+            return False
         if "namespaceSelector" in peer:
             if not selector_matches(peer["namespaceSelector"], self.namespaces.get(other.namespace, {})):
                 return False

@@ -468,3 +468,26 @@ def test_s3_snapshot_keys_are_required_secrets():
         RawConfig(PROD_FILE, {**stack_config(PROD), "sophia-ai:k3s": {"etcdS3": {"bucket": "b-1"}}}, offline=True)
     )
     assert {"sophia-ai:k3s.etcdS3.accessKeyId", "sophia-ai:k3s.etcdS3.secretAccessKey"} <= set(loaded.missing_secrets)
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("104.171.202.64", "https://104.171.202.64:6443"),
+        ("2001:db8::10", "https://[2001:db8::10]:6443"),
+        ("k3s.sophia.example.com", "https://k3s.sophia.example.com:6443"),
+    ],
+)
+def test_an_ipv6_server_is_bracketed_in_every_url(run_stack: RunStack, host: str, url: str):
+    agent = "104.171.202.65"
+    changes = {
+        "lambdaLabs:ip": host if ":" in host or host[0].isdigit() else "104.171.202.64",
+        "sophia-ai:k3s": {"agents": [agent], **({"dnsName": host} if host[0].isalpha() else {})},
+        "sophia-ai:ssh": {"hostKey": HOST_KEY, "agentHostKeys": {agent: AGENT_KEY}},
+    }
+    run = run_stack(PROD, changes)
+    agent_config = yaml.safe_load(run.get("command:remote:Command", "k3s-agent-1-install").plain_inputs["stdin"])
+    server = url if host[0] != "k" else "https://104.171.202.64:6443"
+    assert agent_config["server"] == server
+    kubeconfig = yaml.safe_load(run.get("pulumi:providers:kubernetes", "cluster").plain_inputs["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == url

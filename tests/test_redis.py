@@ -224,15 +224,15 @@ def test_redis_admin_jobs_are_restricted_and_reach_only_redis(run_stack: RunStac
     assert all("valueFrom" not in e and "SENTINEL" not in e["value"] for e in container["env"])
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert "app.kubernetes.io/part-of" not in labels  # not a Sophia pod: no egress to them
+    # Redis takes the Job's connections; the Job may open Redis's port and nothing else (the whole
+    # matrix: tests/test_traffic.py).
     policies = {r.name: r.inputs["spec"] for r in run.all("NetworkPolicy")}
-    admin = {"podSelector": {"matchLabels": {component.ADMIN_LABEL: "true"}}}
-    assert admin in policies["redis-network-policy"]["ingress"][0]["from"]
-    assert policies["redis-admin-egress"]["podSelector"] == admin["podSelector"]
-    assert policies["redis-admin-egress"]["egress"] == [
+    job_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis-acl-sync"}}}
+    assert job_pods in policies["redis-network-policy"]["ingress"][0]["from"]
+    assert policies["redis-acl-sync-network-policy"]["podSelector"] == job_pods["podSelector"]
+    assert policies["redis-acl-sync-network-policy"]["egress"] == [
         {
-            "to": [
-                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis", "app.kubernetes.io/part-of": "sophia-ai"}}}
-            ],
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}}}],
             "ports": [{"protocol": "TCP", "port": 6379}],
         }
     ]
@@ -284,8 +284,13 @@ def test_backups_to_s3_read_their_keys_from_a_secret_and_reach_only_redis_and_th
         "secret-access-key": S3_KEYS["secretAccessKey"],
     }
     assert volumes["s3-keys"]["secret"]["secretName"] == "redis-backup-s3"
-    assert run.get("NetworkPolicy", "redis-backup-egress").inputs["spec"]["egress"] == [
-        {"ports": [{"protocol": "TCP", "port": 9000}]}
+    internet = {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.42.0.0/16", "10.43.0.0/16"]}}
+    assert run.get("NetworkPolicy", "redis-backup-network-policy").inputs["spec"]["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}}}],
+            "ports": [{"protocol": "TCP", "port": 6379}],
+        },
+        {"to": [internet], "ports": [{"protocol": "TCP", "port": 9000}]},
     ]
     # Room in the quota for the backup pod beside the ACL sync Job.
     assert (
