@@ -12,7 +12,7 @@ STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scan redis-server prometheus chromium frontend e2e load scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference lock clean
+.PHONY: plan test lint typecheck unit check scan redis-server prometheus chromium frontend e2e load scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference api-docs lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -117,6 +117,11 @@ bench: $(BIN)/.installed
 # Regenerate the README's configuration reference from the model.
 reference: $(BIN)/.installed
 	$(BIN)/sophia-infra reference --update README.md
+
+# Regenerate docs/api/ (each service's OpenAPI document, each MCP server's tools) and the
+# handbook's tables of services and stacks, from the service catalog; tests/test_docs.py fails when they are stale.
+api-docs: $(BIN)/.installed
+	$(BIN)/sophia-infra api-docs
 
 # Re-resolve the pins of pyproject.toml into constraints.txt (needs the package index).
 lock:

@@ -128,6 +128,20 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api_docs(args: argparse.Namespace) -> int:
+    from sophia_infra import api_docs
+
+    project = _project_dir()
+    try:
+        written = api_docs.write(project, project)
+    except api_docs.ApiDocsError as exc:
+        print(f"sophia-infra: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in written:
+        print(path)
+    return 0
+
+
 REFERENCE_START = "<!-- reference:start -->\n"
 REFERENCE_END = "<!-- reference:end -->"
 
@@ -182,6 +196,12 @@ def parser() -> argparse.ArgumentParser:
     catalog.add_argument("stacks", nargs="*", metavar="STACK", help="stacks to include (default: every Pulumi.*.yaml)")
     catalog.add_argument("--json", action="store_true", help='print {"include": [...]} for a GitHub Actions matrix')
     catalog.set_defaults(run=cmd_catalog)
+
+    api = commands.add_parser(
+        "api-docs",
+        help="regenerate docs/api/ (each service's OpenAPI document, each MCP server's tools) and the handbook's tables",
+    )
+    api.set_defaults(run=cmd_api_docs)
 
     reference = commands.add_parser("reference", help="print the configuration reference (Markdown)")
     reference.add_argument("--update", metavar="FILE", help="rewrite the reference section of FILE (the README) instead")

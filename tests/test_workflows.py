@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -387,6 +388,167 @@ def test_rotation_opens_its_pull_request_with_a_token_that_triggers_the_checks()
     assert "secrets.GITHUB_TOKEN" not in (WORKFLOWS / "secret-rotation.yml").read_text()
     assert rotation["jobs"]["rotate"]["permissions"] == {"contents": "read"}
     assert "sophia-ai:redis.passwordRotation" in "\n".join(every("run", rotation))
+
+
+# --- make on GitHub's runner ------------------------------------------------------------------
+# The Makefile installs what its targets run with `apt-get install` when a guard fails (`command -v
+# redis-server`, `test -x $(CHROMIUM)`): as root, as on a fresh CI machine. GitHub's runner is not
+# root, so every job that runs such a target must have installed those packages with sudo first,
+# or satisfied the guard (a variable naming another binary).
+
+
+@dataclass(frozen=True)
+class AptStep:
+    target: str
+    guard: str  # the shell test before `||`
+    packages: tuple[str, ...]
+
+    @property
+    def variable(self) -> str | None:
+        """The make variable of a `test -x $(VARIABLE)` guard."""
+        match = re.fullmatch(r"test -x \$\((\w+)\)", self.guard)
+        return match[1] if match else None
+
+
+def makefile(text: str) -> tuple[dict[str, list[str]], list[AptStep], dict[str, str]]:
+    """Its rules (target -> prerequisites, variables expanded), its apt-get steps and its
+    variables."""
+    variables: dict[str, str] = {}
+
+    def expand(value: str) -> str:
+        for _ in range(5):
+            value = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m[1], m[0]), value)
+        return value
+
+    rules: dict[str, list[str]] = {}
+    steps: list[AptStep] = []
+    target = ""
+    for line in text.replace("\\\n", " ").splitlines():
+        if assignment := re.match(r"^(\w+)\s*[?:]?=\s*(.*)$", line):
+            variables.setdefault(assignment[1], expand(assignment[2].strip()))
+        elif rule := re.match(r"^([^\s:#=][^:=]*?)\s*:(?!=)\s*(.*)$", line):
+            target = expand(rule[1])
+            rules[target] = [expand(prerequisite) for prerequisite in rule[2].split("#")[0].split()]
+        elif line.startswith("\t") and "apt-get install" in line:
+            guard, _, install = line.strip().lstrip("@").partition("||")
+            arguments = re.split(r"[>;}]", install.split("apt-get install", 1)[1], maxsplit=1)[0].split()
+            steps.append(AptStep(target, guard.strip(), tuple(a for a in arguments if not a.startswith("-"))))
+    return rules, steps, variables
+
+
+def make_runs(script: str) -> list[tuple[list[str], dict[str, str]]]:
+    """Each `make` command of a run: block: its targets and its VARIABLE=value overrides."""
+    runs = []
+    for command in re.findall(r"(?:^\s*|[;&|]\s*)make\s+([^\n;&|]*)", script, flags=re.MULTILINE):
+        words = command.split()
+        runs.append(
+            ([w for w in words if "=" not in w and not w.startswith("-")], dict(w.split("=", 1) for w in words if "=" in w))
+        )
+    return runs
+
+
+def sudo_installs(script: str) -> tuple[set[str], list[str]]:
+    """Packages a run: block installs with `sudo apt-get install`, and apt-get installs without sudo."""
+    installed, unprivileged = set(), []
+    for prefix, arguments in re.findall(r"(\S*\s*)apt-get install([^\n;&|]*)", script):
+        if prefix.strip() != "sudo":
+            unprivileged.append(f"apt-get install{arguments}".strip())
+        else:
+            installed |= {a for a in arguments.split() if not a.startswith("-")}
+    return installed, unprivileged
+
+
+def apt_problems(workflow: dict, makefile_text: str) -> list[str]:
+    """Steps that run a make target whose apt-get steps would run (and fail) on the runner."""
+    rules, steps, _ = makefile(makefile_text)
+
+    def closure(target: str, seen: set[str]) -> set[str]:
+        if target not in seen:
+            seen.add(target)
+            for prerequisite in rules.get(target, []):
+                closure(prerequisite, seen)
+        return seen
+
+    problems = []
+    for job_name, job in workflow.get("jobs", {}).items():
+        installed: set[str] = set()
+        for index, step in enumerate(job.get("steps", [])):
+            script = step.get("run", "")
+            packages, unprivileged = sudo_installs(script)
+            problems += [
+                f"job {job_name}, step {index + 1}: `{command}` without sudo (the runner is not root)" for command in unprivileged
+            ]
+            for targets, overrides in make_runs(script):
+                env = {**job.get("env", {}), **step.get("env", {}), **overrides}
+                needed = set().union(*(closure(target, set()) for target in targets))
+                for apt in steps:
+                    if apt.target not in needed or (apt.variable is not None and apt.variable in env):
+                        continue
+                    for package in apt.packages:
+                        if package not in installed:
+                            problems.append(
+                                f"job {job_name}, step {index + 1}: make {' '.join(targets)} runs `{apt.guard} || apt-get install"
+                                f" {package}` (target {apt.target}): install {package} with sudo in an earlier step"
+                                + (f", or set {apt.variable}" if apt.variable else "")
+                            )
+            installed |= packages
+    return problems
+
+
+MAKEFILE = (PROJECT / "Makefile").read_text()
+
+
+def test_the_makefiles_apt_steps_are_found():
+    _, steps, variables = makefile(MAKEFILE)
+    assert steps and all(step.packages and step.target for step in steps), steps
+    assert all(re.fullmatch(r"command -v [\w-]+ >/dev/null", step.guard) or step.variable for step in steps), steps
+    assert variables["BIN"] == ".venv/bin"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_job_installs_what_the_make_targets_it_runs_would_apt_get_install(name: str):
+    assert apt_problems(load(name), MAKEFILE) == []
+
+
+def test_make_test_gets_the_runners_chrome_not_ubuntus_snap_chromium():
+    job = load("pipeline.yml")["jobs"]["test"]
+    step = next(step for step in job["steps"] if step.get("run") == "make test")
+    assert step["env"]["CHROMIUM"] == "/usr/bin/google-chrome"
+    assert "chromium" not in "\n".join(every("run", job)).replace("CHROMIUM", "")
+
+
+def test_the_apt_check_fails_on_a_missing_package_a_new_apt_step_and_an_unprivileged_install():
+    pipeline = load("pipeline.yml")
+    steps = pipeline["jobs"]["test"]["steps"]
+    install = next(step for step in steps if "apt-get install" in step.get("run", ""))
+    make_test = next(step for step in steps if step.get("run") == "make test")
+    position = steps.index(make_test) + 1
+
+    install["run"] = install["run"].replace(" rclone", "")
+    assert apt_problems(pipeline, MAKEFILE) == [
+        f"job test, step {position}: make test runs `command -v rclone >/dev/null || apt-get install rclone`"
+        " (target redis-server): install rclone with sudo in an earlier step"
+    ]
+    install["run"] = install["run"].replace("sudo apt-get install", "apt-get install")
+    problems = apt_problems(pipeline, MAKEFILE)
+    assert any("without sudo (the runner is not root)" in problem for problem in problems), problems
+    assert any("install redis-server with sudo" in problem for problem in problems), problems
+
+    pipeline = load("pipeline.yml")
+    del next(step for step in pipeline["jobs"]["test"]["steps"] if step.get("run") == "make test")["env"]
+    assert apt_problems(pipeline, MAKEFILE) == [
+        f"job test, step {position}: make test runs `test -x $(CHROMIUM) || apt-get install chromium` (target chromium):"
+        " install chromium with sudo in an earlier step, or set CHROMIUM"
+    ]
+
+    extended = MAKEFILE.replace(
+        "prometheus:\n",
+        "prometheus:\n\t@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq promtool-pkg >/dev/null; }\n",
+        1,
+    )
+    problems = apt_problems(load("pipeline.yml"), extended)
+    assert [problem.split(": install ")[1] for problem in problems] == ["promtool-pkg with sudo in an earlier step"] * 2
+    assert {problem.split(",")[0] for problem in problems} == {"job test", "job cluster"}
 
 
 # --- the offline checks themselves ------------------------------------------------------------
