@@ -6,6 +6,7 @@ memory service's L1 API and of the orchestrator's API, which this branch does no
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -47,7 +48,10 @@ def built() -> Path:
 
 
 def npm(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["npm", *args], cwd=directory, capture_output=True, text=True, check=False)
+    # Plain output whatever the environment: vitest colours its summary when CI is set (tinyrainbow
+    # reads CI, FORCE_COLOR and NO_COLOR), and the assertions read that summary.
+    env = {key: value for key, value in os.environ.items() if key != "FORCE_COLOR"} | {"NO_COLOR": "1"}
+    return subprocess.run(["npm", *args], cwd=directory, capture_output=True, text=True, check=False, env=env)
 
 
 # --- the template ---------------------------------------------------------------------------

@@ -442,7 +442,11 @@ def test_a_full_redis_evicts_and_keeps_serving(tmp_path: Path, servers: list[Ser
     info = client.info()
     assert info["maxmemory"] == maxmemory and info["maxmemory_policy"] == "allkeys-lru"
     assert info["evicted_keys"] > 0
-    assert info["used_memory"] < maxmemory * 1.1
+    # Eviction keeps what Redis counts for it (used_memory less the AOF and replica buffers: INFO's
+    # mem_not_counted_for_evict, evict.c) at the bound; the buffers are what the other half of the
+    # limit is for (memory_budget), and the whole stays inside it.
+    assert info["used_memory"] - info["mem_not_counted_for_evict"] <= maxmemory * 1.05
+    assert info["used_memory"] < server.limit_bytes * 3 // 4
     assert client.get("k63:1023") == value  # the newest survive
     assert client.set("after", "full") and client.get("after") == b"full"
 
