@@ -116,7 +116,8 @@ def test_stopping_redis_makes_its_users_unready_and_restarting_it_makes_them_rea
             assert httpx.get(f"{target.urls[name]}/health", timeout=5).status_code == 200, "alive, only unready"
     finally:
         local.restart_redis()
-    for name in users:
+    # Every service, not only Redis's users: those that call them recover too.
+    for name in local.services:
         wait_until(lambda n=name: readiness(n).status_code == 200, 20, f"{name} ready again")
     # Append-only persistence: what was written before the stop is still there.
     assert httpx.get(f"{target.url('orchestrator')}/api/memory/{kept}", timeout=10).json()["value"] == "survives"

@@ -142,8 +142,19 @@ class Processes:
             self.wait(url)
         return url
 
+    def service(self, name: str, env: Mapping[str, str], wait: bool = True) -> str:
+        """Start the service services/<name> as its image would (`python -m app` in its build
+        context), with PORT and `env`; its base URL."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "app"]
+        self.by_url[url] = self.start(f"{name}-{port}", command, {**env, "PORT": str(port)}, cwd=PROJECT / "services" / name)
+        if wait:
+            self.wait(url)
+        return url
+
     def wait(self, url: str) -> None:
-        """Wait for the stand-in at `url` to answer."""
+        """Wait for the stand-in or service at `url` to answer."""
         self.by_url[url].wait_for(url + "/health")
 
     def server(self, name: str, env: Mapping[str, str], cwd: Path = MCP_SERVERS, wait: bool = True) -> Server:

@@ -1,8 +1,8 @@
-"""Stand-ins for the platform APIs the MCP servers and the dashboard call but that this branch
-does not hold yet: the memory service's L1 API (over a real Redis) and the orchestrator's
-`/api/status` and `/api/memory/*`, as the platform contract defines them, plus a recording fake
-of the SaaS APIs. Run as processes: `python -m tests.platform_standins memory|orchestrator|saas`
-(port from $PORT)."""
+"""Upstreams whose behaviour a test must control: the memory service's L1 API over a real Redis,
+with a key prefix that answers slowly (a request held in flight while a server drains), and a
+recording fake of the SaaS APIs (HubSpot, Gong, Slack), which cannot be reached offline. Run as
+processes: `python -m tests.platform_standins memory|saas` (port from $PORT). The real memory
+service runs in services/memory's own tests and in the end-to-end suite."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import asyncio
 import json
 import os
 import sys
-import time
 from typing import Any
 
-import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -62,46 +60,6 @@ def memory() -> FastAPI:
     return app
 
 
-def orchestrator() -> FastAPI:
-    memory_url = os.environ["MEMORY_URL"].rstrip("/")
-    callees = {"memory": memory_url, **json.loads(os.environ.get("MCP_SERVER_URLS", "{}"))}
-    client = httpx.AsyncClient(timeout=2)
-    app = FastAPI()
-
-    async def probe(name: str, url: str) -> dict[str, Any]:
-        started = time.perf_counter()
-        answers = []
-        for path in ("/health", "/ready"):
-            try:
-                answers.append((await client.get(url + path)).status_code == 200)
-            except httpx.HTTPError:
-                answers.append(False)
-        latency = (time.perf_counter() - started) * 1000
-        return {"name": name, "url": url, "healthy": answers[0], "ready": answers[1], "latency_ms": round(latency, 2)}
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "healthy"}
-
-    @app.get("/api/status")
-    async def status() -> dict[str, Any]:
-        dependencies = await asyncio.gather(*(probe(name, url) for name, url in callees.items()))
-        return {
-            "service": "orchestrator",
-            "environment": os.environ.get("SOPHIA_ENVIRONMENT", "dev"),
-            "dependencies": dependencies,
-        }
-
-    @app.api_route("/api/memory/{key}", methods=["GET", "PUT", "DELETE"])
-    async def memory_api(key: str, request: Request) -> Response:
-        answer = await client.request(
-            request.method, f"{memory_url}/l1/{key}", content=await request.body(), headers={"content-type": "application/json"}
-        )
-        return Response(answer.content, status_code=answer.status_code, media_type="application/json")
-
-    return app
-
-
 def saas() -> FastAPI:
     """Answers like HubSpot, Gong and Slack, and appends every request it gets to $SAAS_LOG."""
     log = os.environ["SAAS_LOG"]
@@ -133,5 +91,5 @@ def saas() -> FastAPI:
 
 
 if __name__ == "__main__":
-    apps = {"memory": memory, "orchestrator": orchestrator, "saas": saas}
+    apps = {"memory": memory, "saas": saas}
     uvicorn.run(apps[sys.argv[1]](), host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")

@@ -176,7 +176,10 @@ def test_a_new_service_and_a_new_mcp_server_are_documented_with_no_other_edit(tm
     services = catalog.services
 
     def with_notes(config) -> list[ServiceSpec]:
-        return [*services(config), ServiceSpec("notes", "notes", "notes", 8002, 1, "250m", "512Mi", uses_redis=True, context="services/notes")]
+        return [
+            *services(config),
+            ServiceSpec("notes", "notes", "notes", 8002, 1, "250m", "512Mi", uses_redis=True, context="services/notes"),
+        ]
 
     monkeypatch.setattr(catalog, "services", with_notes)
     # The new MCP server: its module and one line in a stack file.
@@ -207,7 +210,9 @@ def test_a_python_service_the_exporter_cannot_read_is_refused_by_name(tmp_path: 
     (tmp_path / "services/odd/pyproject.toml").write_text("[project]\nname = 'odd'\n")
     services = catalog.services
     monkeypatch.setattr(
-        catalog, "services", lambda config: [*services(config), ServiceSpec("odd", "odd", "odd", 8003, 1, "250m", "512Mi", context="services/odd")]
+        catalog,
+        "services",
+        lambda config: [*services(config), ServiceSpec("odd", "odd", "odd", 8003, 1, "250m", "512Mi", context="services/odd")],
     )
     with pytest.raises(api_docs.ApiDocsError, match=r"^odd: services/odd is a Python project without app/main.py"):
         api_docs.deployed(tmp_path)

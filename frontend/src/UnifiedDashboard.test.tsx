@@ -22,6 +22,14 @@ describe("UnifiedDashboard", () => {
     expect((await screen.findByTestId("l1-latency")).textContent).toBe("write 2.0 ms · read 2.0 ms");
   });
 
+  it("shows the orchestrator not ready when its own readiness fails", async () => {
+    render(<UnifiedDashboard fetcher={fakeOrchestrator({ ...STATUS, ready: false }).fetcher} now={steppingClock(1)} refreshMs={0} />);
+    const orchestrator = await screen.findByTestId("service-orchestrator");
+    expect(within(orchestrator).getByText("healthy")).toBeTruthy();
+    expect(within(orchestrator).getByText("not ready")).toBeTruthy();
+    expect(screen.getByTestId("summary").textContent).toBe(`dev 1 of ${STATUS.dependencies.length + 1} services ready`);
+  });
+
   it("says so when the orchestrator does not answer", async () => {
     render(<UnifiedDashboard fetcher={fakeOrchestrator(503).fetcher} now={steppingClock(1)} refreshMs={0} />);
     const alerts = await screen.findAllByRole("alert");

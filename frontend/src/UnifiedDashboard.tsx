@@ -48,7 +48,7 @@ export function UnifiedDashboard({
         name: status.service,
         url: "/api",
         healthy: true,
-        ready: true,
+        ready: status.ready,
         latency_ms: latencyMs,
       };
       setOverview({ state: "ok", value: { environment: status.environment, services: [orchestrator, ...status.dependencies] } });

@@ -17,6 +17,9 @@ describe("fetchStatus", () => {
   it("fails on an answer that is not a status", async () => {
     const broken = { ...STATUS, dependencies: [{ name: "memory" }] } as never;
     await expect(fetchStatus(fakeOrchestrator(broken).fetcher, steppingClock(1))).rejects.toBeInstanceOf(ApiError);
+    const withoutReadiness: Partial<typeof STATUS> = { ...STATUS };
+    delete withoutReadiness.ready;
+    await expect(fetchStatus(fakeOrchestrator(withoutReadiness as never).fetcher, steppingClock(1))).rejects.toBeInstanceOf(ApiError);
   });
 });
 

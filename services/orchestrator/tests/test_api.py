@@ -41,6 +41,15 @@ def test_status_lists_memory_then_every_mcp_server(api, services):
 def test_an_unready_mcp_server_does_not_make_the_orchestrator_unready(api, services):
     services["gong"].ready = False
     assert api.get("/ready").status_code == 200
+    assert api.get("/api/status").json()["ready"] is True
+
+
+def test_status_says_the_orchestrator_is_unready_when_its_ready_probe_fails(api, services):
+    # What the dashboard shows for the orchestrator itself: the verdict of its own /ready.
+    assert api.get("/api/status").json()["ready"] is True
+    services["memory"].ready = False
+    assert api.get("/ready").status_code == 503
+    assert api.get("/api/status").json()["ready"] is False
 
 
 def test_memory_goes_through_the_memory_service(api, services):

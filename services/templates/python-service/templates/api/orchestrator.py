@@ -1,7 +1,7 @@
 """The orchestrator's API, which the dashboard and the ingress (`/api`) use:
 
-- `GET /api/status`: this service, its environment, and how each dependency (the memory service,
-  then every MCP server) answers its probes;
+- `GET /api/status`: this service, its environment, whether it is ready (as its `/ready` decides),
+  and how each dependency (the memory service, then every MCP server) answers its probes;
 - `PUT/GET/DELETE /api/memory/{key}`: L1 memory, through the memory service's `/l1/{key}` (same
   bodies and status codes; 503 when the memory service cannot answer)."""
 
@@ -16,7 +16,7 @@ import httpx
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from app.dependencies import Dependencies
+from app.dependencies import OK, Dependencies
 
 router = APIRouter(prefix="/api")
 
@@ -41,10 +41,12 @@ def dependencies(request: Request) -> Dependencies:
 async def service_status(request: Request) -> dict[str, Any]:
     deps = dependencies(request)
     targets = [("memory", deps.services["memory"]), *deps.mcp_servers.items()]
-    probes = await asyncio.gather(*(deps.probe(name, url) for name, url in targets if url))
+    checks, probes = await asyncio.gather(deps.checks(), asyncio.gather(*(deps.probe(name, url) for name, url in targets if url)))
     return {
         "service": "orchestrator",
         "environment": request.app.state.settings.sophia_environment,
+        # This service's own readiness, as its /ready decides it (the dashboard shows it).
+        "ready": all(result == OK for result in checks.values()),
         "dependencies": [asdict(probe) for probe in probes],
     }
 

@@ -12,6 +12,8 @@ export interface Dependency {
 export interface Status {
   service: string;
   environment: string;
+  /** The orchestrator's own readiness, as its /ready decides it. */
+  ready: boolean;
   dependencies: Dependency[];
 }
 
@@ -40,6 +42,7 @@ function isStatus(value: unknown): value is Status {
     s !== null &&
     typeof s.service === "string" &&
     typeof s.environment === "string" &&
+    typeof s.ready === "boolean" &&
     Array.isArray(s.dependencies) &&
     s.dependencies.every(isDependency)
   );

@@ -4,6 +4,7 @@ import type { Fetcher, Status } from "./api";
 export const STATUS: Status = {
   service: "orchestrator",
   environment: "dev",
+  ready: true,
   dependencies: [
     { name: "memory", url: "http://memory.sophia-dev.svc:8001", healthy: true, ready: true, latency_ms: 2.5 },
     { name: "hubspot", url: "http://mcp-hubspot.sophia-dev.svc:8080", healthy: true, ready: false, latency_ms: 4 },
