@@ -1,17 +1,29 @@
 """Locust users for `make load` (loadtests/__main__.py runs them headless against the orchestrator).
 
-Each user but the paced one sends its next request as soon as the last one is answered, so a
-scenario measures what the stack sustains with that many clients in flight. Every request's time is also written, unrounded,
-to $LOAD_SAMPLES when Locust quits (its own percentiles round to whole milliseconds)."""
+Three kinds of arrivals:
+
+- open, at a rate (`L1ReadRate`): each user requests at the times of a Poisson process of its own,
+  whatever the answers take, so that the users together are a Poisson process of the sum of their
+  rates, as independent clients are; a user that falls behind catches up without waiting;
+- bursts (`L1ReadBurst`): every user requests at the same instants, 5 times a second, as Locust's
+  `constant_throughput` makes users do that start together (it keeps each user's phase: locust's
+  wait_time.py), which is what the first "paced" scenario measured;
+- closed (the others): each user sends its next request as soon as the last one is answered, so a
+  scenario measures what the stack sustains with that many clients in flight.
+
+Every request's time is also written, unrounded, to $LOAD_SAMPLES when Locust quits (its own
+percentiles round to whole milliseconds)."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import time
 import uuid
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, constant_throughput, events, task
 
 from loadtests.entries import KEYS, TTL_SECONDS, VALUE
@@ -57,10 +69,30 @@ class L1Read(FastHttpUser):
         self.client.get(f"/api/memory/{read_key()}", name="GET /api/memory/{key}")
 
 
-class L1ReadPaced(L1Read):
-    """Reads at 5 per second per user: latency below saturation, where ADR-001's target applies."""
+class L1ReadRate(L1Read):
+    """Reads at 5 per second per user, at random (Poisson) times: latency below saturation, where
+    ADR-001's target applies."""
+
+    rate = 5.0  # requests per second per user
+
+    def on_start(self) -> None:
+        # Not at spawn time: the first request is the first arrival of the user's own process.
+        self.next_arrival = time.monotonic()
+        gevent.sleep(self.wait_time())
+
+    def wait_time(self) -> float:
+        self.next_arrival += random.expovariate(self.rate)
+        return max(0.0, self.next_arrival - time.monotonic())
+
+
+class L1ReadBurst(L1Read):
+    """Reads at 5 per second per user, every user at the same instants (multiples of 200 ms)."""
 
     wait_time = constant_throughput(5)
+
+    def on_start(self) -> None:
+        # constant_throughput keeps the phase of the first request: start every user on the grid.
+        gevent.sleep(-time.time() % (1 / 5))
 
 
 class Mixed(FastHttpUser):
