@@ -5,9 +5,9 @@ Three kinds of arrivals:
 - open, at a rate (`L1ReadRate`): each user requests at the times of a Poisson process of its own,
   whatever the answers take, so that the users together are a Poisson process of the sum of their
   rates, as independent clients are; a user that falls behind catches up without waiting;
-- bursts (`L1ReadBurst`): every user requests at the same instants, 5 times a second, as Locust's
-  `constant_throughput` makes users do that start together (it keeps each user's phase: locust's
-  wait_time.py), which is what the first "paced" scenario measured;
+- bursts (`L1ReadBurst`): every user requests at the same instants, 5 times a second, as users of
+  Locust's `constant_throughput` do when they start together (it keeps each user's phase: locust's
+  user/wait_time.py), which is what the first "paced" scenario measured unawares;
 - closed (the others): each user sends its next request as soon as the last one is answered, so a
   scenario measures what the stack sustains with that many clients in flight.
 
@@ -17,6 +17,7 @@ percentiles round to whole milliseconds)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -24,7 +25,7 @@ import uuid
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, constant, constant_throughput, events, task
+from locust import FastHttpUser, constant, events, task
 
 from loadtests.entries import KEYS, TTL_SECONDS, VALUE
 
@@ -86,13 +87,19 @@ class L1ReadRate(L1Read):
 
 
 class L1ReadBurst(L1Read):
-    """Reads at 5 per second per user, every user at the same instants (multiples of 200 ms)."""
+    """Reads at 5 per second per user, every user at the same instants: the multiples of 200 ms of
+    the clock (a user whose answer comes later than the next one skips it)."""
 
-    wait_time = constant_throughput(5)
+    period = 1 / 5  # seconds
 
     def on_start(self) -> None:
-        # constant_throughput keeps the phase of the first request: start every user on the grid.
-        gevent.sleep(-time.time() % (1 / 5))
+        self.tick = math.ceil(time.time() / self.period) * self.period
+        gevent.sleep(self.tick - time.time())
+
+    def wait_time(self) -> float:
+        now = time.time()
+        self.tick += self.period * max(1, math.ceil((now - self.tick) / self.period))
+        return self.tick - now
 
 
 class Mixed(FastHttpUser):
