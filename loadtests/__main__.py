@@ -5,10 +5,15 @@ its Deployments' environment, one worker per CPU of the limit, tracing on, Redis
 redis.conf). Then, in one run:
 
 1. the floor: `GET` of an L1 entry with redis-py straight to that Redis, one at a time;
-2. Locust, headless, bounded in users and time (loadtests/locustfile.py): L1 writes, L1 reads, and a
-   mixed scenario, each through the orchestrator (`/api/memory/{key}` -> memory service -> Redis);
-3. meanwhile, the CPU time of the orchestrator's process tree (gunicorn and its workers) against the
-   CPU its container requests, next to its autoscaler's target.
+2. Locust, headless, bounded in users and time (loadtests/locustfile.py): L1 reads at 50 per second
+   (Poisson arrivals), the same reads in bursts (all users at once), L1 writes and reads as fast as
+   answered, and a mixed scenario, each through the orchestrator (`/api/memory/{key}` -> memory
+   service -> Redis);
+3. meanwhile, the CPU time of the orchestrator's and the memory service's process trees (gunicorn and
+   its workers): per request, and the orchestrator's against the CPU its container requests, next to
+   its autoscaler's target; and how long their threads waited for a CPU (the machine is shared: the
+   table says how much other work ran). Below saturation a request costs its CPU time and its waits;
+   a burst of n requests on one worker costs each of them up to n times that.
 
 It prints a Markdown table and writes build/load/results.md and results.json. A benchmark: it fails
 only when requests fail, never on a time.
@@ -40,7 +45,8 @@ STACK = "sophia-ai-staging"
 L1_TARGET_MS = 50.0  # ADR-001
 # (scenario, Locust user class, users)
 SCENARIOS = [
-    ("L1 read, paced (50/s)", "L1ReadPaced", 10),
+    ("L1 read, 50/s (Poisson arrivals)", "L1ReadRate", 10),
+    ("L1 read, bursts (10 at once, 5 times a second)", "L1ReadBurst", 10),
     ("L1 write", "L1Write", 10),
     ("L1 read", "L1Read", 10),
     ("mixed (70% read, 25% write, 5% delete)", "Mixed", 20),
@@ -70,6 +76,12 @@ class Result:
     cpu: float | None = None  # orchestrator CPU, fraction of its request
     cpu_peak: float | None = None
     memory_cpu: float | None = None  # the memory service's, fraction of its request
+    # CPU time per request (milliseconds), of the orchestrator's and the memory service's processes,
+    # and time their threads waited for a CPU, per request.
+    orchestrator_cpu_ms: float | None = None
+    memory_cpu_ms: float | None = None
+    orchestrator_wait_ms: float | None = None
+    memory_wait_ms: float | None = None
     # CPUs used by other work on the host meanwhile (other processes than this run's).
     other_cpus: float | None = None
 
@@ -95,7 +107,8 @@ def floor(redis: Redis) -> Result:
 
 
 class CpuMeter:
-    """Samples the CPU time (user + system) of process trees twice a second."""
+    """Samples, twice a second, the CPU time (user + system) of process trees and how long their
+    threads waited for a CPU while ready to run (on a shared machine, part of every latency)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -116,6 +129,24 @@ class CpuMeter:
         return total
 
     @staticmethod
+    def tree_waited(pid: int) -> float:
+        """Seconds the threads of a process tree spent runnable but not running: the second field
+        of Linux's /proc/<pid>/task/<tid>/schedstat (Documentation/scheduler/sched-stats.rst)."""
+        root = psutil.Process(pid)
+        total = 0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                tasks = list(Path(f"/proc/{process.pid}/task").iterdir())
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    total += int((task / "schedstat").read_text().split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        return total / 1e9
+
+    @staticmethod
     def host_seconds() -> float:
         """CPU time the whole host spent busy (every process, this run's and others')."""
         times = psutil.cpu_times()
@@ -124,6 +155,7 @@ class CpuMeter:
     def _run(self) -> None:
         while not self._stop.is_set():
             sample = {name: self.tree_seconds(pid) for name, pid in self.pids.items()}
+            sample |= {f"{name} waited": self.tree_waited(pid) for name, pid in self.pids.items()}
             sample["host"] = self.host_seconds()
             sample["this run"] = self.tree_seconds(os.getpid())
             self.samples.append((time.monotonic(), sample))
@@ -198,16 +230,22 @@ def run_scenario(local: LocalStack, scenario: str, user_class: str, users: int, 
     memory_cpu, _ = meter.usage("memory", *window)
     host, _ = meter.usage("host", *window)
     ours, _ = meter.usage("this run", *window)
+    waited = {name: meter.usage(f"{name} waited", *window)[0] for name in requests}
+    throughput = aggregated_throughput(prefix)
     return Result(
         scenario,
         users,
         len(times),
         failures,
-        aggregated_throughput(prefix),
+        throughput,
         *latencies(times),
         cpu=cpu / requests["orchestrator"],
         cpu_peak=cpu_peak / requests["orchestrator"],
         memory_cpu=memory_cpu / requests["memory"],
+        orchestrator_cpu_ms=1000 * cpu / throughput,
+        memory_cpu_ms=1000 * memory_cpu / throughput,
+        orchestrator_wait_ms=1000 * waited["orchestrator"] / throughput,
+        memory_wait_ms=1000 * waited["memory"] / throughput,
         other_cpus=max(0.0, host - ours),
     )
 
@@ -215,16 +253,20 @@ def run_scenario(local: LocalStack, scenario: str, user_class: str, users: int, 
 def table(results: list[Result], base: Result, target: int, cpu_request: str) -> str:
     lines = [
         f"| scenario | users | requests | req/s | p50 ms | p95 ms | p99 ms | p99 vs L1 target ({L1_TARGET_MS:.0f} ms)"
-        f" | p50 vs Redis GET p50 | orchestrator CPU vs request ({cpu_request}; HPA target {target}%) | failures |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f" | p50 vs Redis GET p50 | CPU ms per request (orchestrator + memory)"
+        f" | waited for a CPU, ms per request (orchestrator + memory)"
+        f" | orchestrator CPU vs request ({cpu_request}; HPA target {target}%) | failures |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| {base.scenario} | 1 | {base.requests} | {base.throughput:.0f} | {base.p50:.3f} | {base.p95:.3f} | {base.p99:.3f}"
-        f" | {base.p99 / L1_TARGET_MS:.3f}x | 1x | | 0 |",
+        f" | {base.p99 / L1_TARGET_MS:.3f}x | 1x | | | | 0 |",
     ]
     for r in results:
         cpu = "" if r.cpu is None else f"{r.cpu:.0%} (2 s peak {r.cpu_peak:.0%})"
+        per_request = "" if r.orchestrator_cpu_ms is None else f"{r.orchestrator_cpu_ms:.1f} + {r.memory_cpu_ms:.1f}"
+        waited = "" if r.orchestrator_wait_ms is None else f"{r.orchestrator_wait_ms:.1f} + {r.memory_wait_ms:.1f}"
         lines.append(
             f"| {r.scenario} | {r.users} | {r.requests} | {r.throughput:.0f} | {r.p50:.2f} | {r.p95:.2f} | {r.p99:.2f}"
-            f" | {r.p99 / L1_TARGET_MS:.2f}x | {r.p50 / base.p50:.0f}x | {cpu} | {r.failures} |"
+            f" | {r.p99 / L1_TARGET_MS:.2f}x | {r.p50 / base.p50:.0f}x | {per_request} | {waited} | {cpu} | {r.failures} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -10,10 +10,16 @@ Prometheus metrics of all workers on $METRICS_PORT, a clean stop on SIGTERM.
   prometheus_client's documentation prescribes for gunicorn).
 - SIGTERM: gunicorn stops accepting, lets the workers finish what is in flight for up to
   GRACEFUL_TIMEOUT (under the pod's 30 s grace period) and exits 0.
+- Garbage collection: a worker freezes what it imported (`gc.freeze`), so that the collector's full
+  passes walk only what requests allocate. The libraries (FastAPI, pydantic, OpenTelemetry, and
+  redis-py and the Snowflake connector where used) leave some 130,000 tracked objects: a full pass
+  over them stopped the memory service's and the orchestrator's workers for about 100 ms, every few
+  thousand requests, on the 2-CPU machine where `make load` runs (after freezing: under 10 ms).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -94,7 +100,16 @@ class Server(BaseApplication):  # type: ignore[misc]
         # Imported in each worker after the fork: clients, threads and tracing are per worker.
         from app.main import app
 
+        freeze_imported_objects()
         return app
+
+
+def freeze_imported_objects() -> None:
+    """Move every object alive now (modules, classes, the app) to the collector's permanent
+    generation, after collecting the garbage of the imports so that none of it is kept for good.
+    CPython's documentation of gc.freeze: https://docs.python.org/3/library/gc.html#gc.freeze"""
+    gc.collect()
+    gc.freeze()
 
 
 def main() -> None:
