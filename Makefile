@@ -74,7 +74,7 @@ frontend: frontend/node_modules/.installed
 	cd frontend && npm run --silent typecheck && npm run --silent lint && npm test --silent && npm run --silent build
 
 unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server chromium frontend
-	$(BIN)/pytest --cov --cov-report=term-missing -m "not bench"
+	$(BIN)/pytest --numprocesses 2 --cov --cov-report=term-missing -m "not bench"
 
 # The end-to-end suite scrapes the services with a real Prometheus (Debian's package).
 prometheus:
