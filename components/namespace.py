@@ -19,6 +19,8 @@ class NamespaceArgs:
     quota_memory: str
     quota_pods: int
     quota_storage: str
+    # GPUs (nvidia.com/gpu) its pods may request together; 0 caps a namespace without GPU services.
+    quota_gpus: int
     # Defaults of the LimitRange, for containers that set none.
     default_cpu: str
     default_memory: str
@@ -63,6 +65,8 @@ class Namespace(pulumi.ComponentResource):
                     "limits.memory": args.quota_memory,
                     "requests.storage": args.quota_storage,
                     "pods": str(args.quota_pods),
+                    # Extended resources are capped by their requests. quota only (no limits.).
+                    "requests.nvidia.com/gpu": str(args.quota_gpus),
                 }
             },
             opts=child,

@@ -48,6 +48,7 @@ def build(config: StackConfig) -> None:
             quota_memory=quota.memory,
             quota_pods=quota.pods,
             quota_storage=quota.storage,
+            quota_gpus=quota.gpus,
             default_cpu=config.resources.cpu,
             default_memory=config.resources.memory,
         ),

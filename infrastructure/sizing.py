@@ -23,6 +23,7 @@ class Quota:
     memory: str
     pods: int
     storage: str
+    gpus: int
 
 
 @dataclass
@@ -73,4 +74,4 @@ def quota(config: StackConfig, specs: list[ServiceSpec]) -> Quota:
     backup = config.redis.backup
     if backup is not None and backup.host_path is not None:
         storage = format_quantity(parse_quantity(storage) + parse_quantity(HOST_CLAIM_SIZE), "Mi")
-    return Quota(format_quantity(at_peak.cpu, "m"), format_quantity(at_peak.memory, "Mi"), at_peak.pods, storage)
+    return Quota(format_quantity(at_peak.cpu, "m"), format_quantity(at_peak.memory, "Mi"), at_peak.pods, storage, at_peak.gpus)

@@ -168,10 +168,19 @@ def test_each_quota_is_its_peak_and_together_they_fit_the_host(run_stack: RunSta
     assert parse_quantity(hard["requests.cpu"]) == parse_quantity(hard["limits.cpu"]) == at_peak.cpu
     assert parse_quantity(hard["requests.memory"]) == at_peak.memory
     assert int(hard["pods"]) == at_peak.pods
+    # No GPU service: the namespace may take no GPU (an extended resource is capped by its requests.).
+    assert hard["requests.nvidia.com/gpu"] == "0"
     host = capacity.cluster_capacity(config_of(PROD))
     assert host is not None
     total = sum((sizing.peak(config_of(s)).cpu for s in STACKS), Decimal(0))
     assert total <= host.cpu
+
+
+def test_a_gpu_stacks_quota_caps_its_gpus_at_its_peak(run_stack: RunStack):
+    overrides = {"sophia-ai:gpuServices": ["memory"], "lambdaLabs:instanceType": "gpu_8x_a100"}
+    hard = run_stack(PROD, overrides).get("ResourceQuota", "sophia-quota").inputs["spec"]["hard"]
+    # memory: 3 replicas at the autoscaler's maximum and a surge pod, one GPU each.
+    assert hard["requests.nvidia.com/gpu"] == "4"
 
 
 def test_every_node_keeps_what_k3s_and_the_os_need(run_stack: RunStack):
