@@ -80,12 +80,14 @@ unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_mod
 prometheus:
 	@command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-# The dev and staging stacks rendered and run here (e2e/stack.py); E2E_SERVICE_URLS for a deployed one.
-e2e: $(BIN)/.installed redis-server prometheus
+# The dev and staging stacks rendered and run here (e2e/stack.py), every Deployment of them, the
+# dashboard's built server included, and the dashboard loaded in Chromium; E2E_SERVICE_URLS (or
+# python -m e2e.forward) for a deployed one.
+e2e: $(BIN)/.installed node_modules/.installed redis-server prometheus chromium frontend
 	$(BIN)/pytest e2e -p no:cacheprovider -rs
 
 # L1 latency through the orchestrator against raw Redis, and CPU against the autoscaler's target.
-load: $(BIN)/.installed redis-server
+load: $(BIN)/.installed redis-server frontend
 	$(BIN)/python -m loadtests
 
 scripts-lint: $(BIN)/.installed

@@ -352,7 +352,10 @@ def test_the_cluster_job_runs_productions_k3s_the_ci_stack_the_e2e_suite_and_des
     assert 'docker push --quiet "127.0.0.1:5000/$loaded"' in script
     assert 'echo "PULUMI_BACKEND_URL=file://$RUNNER_TEMP/state"' in script
     assert 'pulumi config set --stack "$STACK" --path \'sophia-ai:images.tag\' "$GITHUB_SHA"' in script
-    assert "make e2e E2E_BASE_URL=http://127.0.0.1:18000" in script
+    # The suite runs against the deployed stack: every Service forwarded and given by URL.
+    assert '.venv/bin/python -m e2e.forward --stack "$STACK" --namespace "$NAMESPACE"' in script
+    assert script.index("e2e.forward") < script.index("-- make e2e")
+    assert "E2E_BASE_URL" not in script
     assert steps[-1] == {"name": "pulumi destroy", "if": "${{ !cancelled() }}", "run": 'pulumi destroy --stack "$STACK" --yes'}
 
 
@@ -437,9 +440,10 @@ def makefile(text: str) -> tuple[dict[str, list[str]], list[AptStep], dict[str, 
 
 
 def make_runs(script: str) -> list[tuple[list[str], dict[str, str]]]:
-    """Each `make` command of a run: block: its targets and its VARIABLE=value overrides."""
+    """Each `make` command of a run: block (also one a wrapper runs after `--`): its targets and
+    its VARIABLE=value overrides."""
     runs = []
-    for command in re.findall(r"(?:^\s*|[;&|]\s*)make\s+([^\n;&|]*)", script, flags=re.MULTILINE):
+    for command in re.findall(r"(?:^\s*|[;&|]\s*|\s--\s+)make\s+([^\n;&|]*)", script, flags=re.MULTILINE):
         words = command.split()
         runs.append(
             ([w for w in words if "=" not in w and not w.startswith("-")], dict(w.split("=", 1) for w in words if "=" in w))
