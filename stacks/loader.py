@@ -59,6 +59,8 @@ class RawConfig:
     notes: tuple[str, ...] = ()
     # The stack these values are for; None takes it from `source` (`Pulumi.<stack>.yaml`).
     stack: str | None = None
+    # Problems of the file around the values (unknown top-level keys), reported with theirs.
+    problems: tuple[str, ...] = ()
 
     @property
     def stack_name(self) -> str | None:
@@ -95,18 +97,16 @@ def read_stack_file(path: Path, stack: str | None = None) -> RawConfig:
         parsed = stackfile.read(name, data)
     except StackFileError as exc:
         raise ConfigError(exc.lines) from None
-    problems = [
+    problems = tuple(
         f"{name}: {describe_path((key,))}: unknown top-level key; allowed: {', '.join(sorted(_STACK_FILE_KEYS))}"
         for key in parsed.document
         if key not in _STACK_FILE_KEYS
-    ]
-    if problems:
-        raise ConfigError(problems)
+    )
     notes: tuple[str, ...] = ()
     if parsed.document.get("environment"):
         notes = (f"{name}: imports Pulumi ESC environments; they are not resolved offline",)
     values = {key: _decode(text) for key, text in parsed.config.items()}
-    return RawConfig(name, values, parsed.secret_paths, offline=True, notes=notes, stack=stack)
+    return RawConfig(name, values, parsed.secret_paths, offline=True, notes=notes, stack=stack, problems=problems)
 
 
 def read_runtime(stack: str) -> RawConfig:
@@ -122,6 +122,10 @@ def read_runtime(stack: str) -> RawConfig:
         frozenset((key,) for key in secret_keys),
         stack=stack,
     )
+
+
+# Problems reported at most (then how many more): a report is read by a person.
+MAX_REPORTED = 100
 
 
 class _TooDeep:
@@ -176,7 +180,7 @@ def validate(raw: RawConfig) -> LoadedConfig:
             early.append(model.Problem((key,), f"nested deeper than {MAX_DEPTH} levels"))
         else:
             values[key] = value
-    lines = [_line(raw, problem) for problem in early]
+    lines = [*raw.problems, *(_line(raw, problem) for problem in early)]
     try:
         config: StackConfig | None = StackConfig.model_validate(values)
         errors: list[Any] = []
@@ -184,7 +188,10 @@ def validate(raw: RawConfig) -> LoadedConfig:
         config, errors = None, exc.errors()
     preempted = {problem.path for problem in early}
     errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in preempted)]
-    lines += [_describe(raw, error) for error in errors]
+    # Each description may look for the closest key: a file of thousands of unknown keys is
+    # described up to the report's bound, and the rest counted.
+    lines += [_describe(raw, error) for error in errors[:MAX_REPORTED]]
+    hidden = len(errors[MAX_REPORTED:])
     invalid = frozenset({tuple(e["loc"]) for e in errors} | preempted)
     view = config if config is not None else cast(StackConfig, Partial(StackConfig, values, (), invalid))
     lines += [_line(raw, problem) for problem in model.problems(view, stack)]
@@ -204,8 +211,13 @@ def validate(raw: RawConfig) -> LoadedConfig:
     unset = _unset_settings(view, stack)
     if unset and not raw.offline:
         lines += [f"{raw.source}: {key}: {why}" for key, why in unset]
-    if lines:
-        raise ConfigError(list(dict.fromkeys(lines)))
+    if lines or hidden:
+        lines = list(dict.fromkeys(lines))
+        hidden += len(lines[MAX_REPORTED:])
+        lines = lines[:MAX_REPORTED]
+        if hidden:
+            lines.append(f"{raw.source}: and {hidden} more problems of the same file")
+        raise ConfigError(lines)
     assert config is not None
     if missing:
         for path in missing:

@@ -199,6 +199,9 @@ def is_kubeconfig_contents(text: str) -> bool:
 
 
 def _kubeconfig(text: str) -> str | None:
+    # Blank text is no cluster source: the provider would fall back to the ambient kubeconfig.
+    if not text.strip():
+        return "must not be empty"
     if is_kubeconfig_contents(text):
         return None
     if text != text.strip() or not re.fullmatch(r"[ -~]{1,4096}", text, re.ASCII):
@@ -325,8 +328,18 @@ HostKey = Annotated[
         min_length=16,
     ),
 ]
+# A directory of state that must outlive k3s (etcd snapshots, Redis backups): not one the k3s
+# uninstaller deletes.
 AbsolutePath = Annotated[
-    str, Text("absolute path", 255, r"(/[A-Za-z0-9._-]+)+", "an absolute path such as /lambda/nfs/sophia", min_length=2)
+    str,
+    Text(
+        "absolute path",
+        255,
+        r"(/[A-Za-z0-9._-]+)+",
+        "an absolute path such as /lambda/nfs/sophia",
+        check=_outside_k3s,
+        min_length=2,
+    ),
 ]
 BucketName = Annotated[str, Text("bucket name", 63, r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name", min_length=3)]
 Region = Annotated[str, Text("region", 32, r"[a-z0-9]+(-[a-z0-9]+)*", "a region such as us-east-1", min_length=2)]

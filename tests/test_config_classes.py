@@ -710,3 +710,56 @@ def test_the_plan_s_kubernetes_versions_are_those_kubernetes_validate_ships():
     minors = sorted({int(version.split(".")[1]) for version in kubernetes_validate.utils.all_versions()})
     assert range(minors[0], minors[-1] + 1) == PLAN_KUBERNETES_MINORS
     assert lines(DEV, changed(DEV, {"sophia-ai:kubernetesVersion": f"1.{minors[-1] + 1}.0"}))
+
+
+# --- holes found by a second audit: each a class, each with its cases --------------------------
+
+
+@pytest.mark.parametrize("blank", ["\n", " \n ", "\t\n", "\n\n"])
+def test_a_blank_kubeconfig_is_no_cluster_source_whatever_its_newlines(blank: str):
+    # Text with a newline reads as kubeconfig contents: a blank one must not pass as such, secret or not.
+    for value in (blank, {"secure": "v1:blank"}):
+        config = changed(DEV, {"kubernetes:kubeconfig": value, "sophia-ai:clusterStack": None})
+        if isinstance(value, dict):
+            found = lines_with_secret(DEV, config, "kubernetes:kubeconfig", blank)
+        else:
+            found = lines(DEV, config)
+        assert any("kubernetes:kubeconfig: must not be empty" in line for line in found), found
+
+
+def lines_with_secret(stack: str, config: dict[str, Any], key: str, plain: str) -> list[str]:
+    """Problems of `config` as the engine gives it: `key` decrypted to `plain` and marked secret."""
+    values = {k: loader._decode(stackfile.engine_text(v, (k,), set())) for k, v in config.items() if k != key}
+    values[key] = plain
+    try:
+        loader.validate(RawConfig(f"Pulumi.{stack}.yaml", values, frozenset({(key,)})))
+    except ConfigError as exc:
+        return exc.lines
+    return []
+
+
+def test_an_unknown_top_level_key_does_not_hide_the_configs_problems(tmp_path: Path):
+    config = changed(PROD, {"sophia-ai:replicas": {"orchestrator": -5}})
+    text = "secretsprovidr: passphrase\n" + yaml.safe_dump({"config": config}, sort_keys=False)
+    found = file_lines(tmp_path, PROD, text)
+    assert any("secretsprovidr: unknown top-level key" in line for line in found), found
+    assert any("sophia-ai:replicas.orchestrator" in line for line in found), found
+
+
+def test_thousands_of_unknown_keys_give_a_bounded_report(tmp_path: Path):
+    config = {**stack_config(DEV), **{f"sophia-ai:unknownKey{i}": "x" for i in range(5000)}}
+    found = file_lines(tmp_path, DEV, config)
+    assert len(found) == loader.MAX_REPORTED + 1, len(found)
+    assert found[-1] == f"Pulumi.{DEV}.yaml: and {5000 - loader.MAX_REPORTED} more problems of the same file"
+
+
+@pytest.mark.parametrize(
+    "path", ["/var/lib/rancher/k3s/server/db/snapshots", "/var/lib/rancher/k3s", "/etc/rancher/k3s/snapshots"]
+)
+def test_snapshots_and_backups_may_not_live_where_the_k3s_uninstaller_deletes(path: str):
+    k3s = {**stack_config(PROD).get("sophia-ai:k3s", {}), "snapshotDir": path}
+    found = lines(PROD, changed(PROD, {"sophia-ai:k3s": k3s}))
+    assert any(line.startswith(f"Pulumi.{PROD}.yaml: sophia-ai:k3s.snapshotDir: must be outside") for line in found), found
+    redis = {**stack_config(PROD).get("sophia-ai:redis", {}), "backup": {"hostPath": path}}
+    found = lines(PROD, changed(PROD, {"sophia-ai:redis": redis}))
+    assert any(line.startswith(f"Pulumi.{PROD}.yaml: sophia-ai:redis.backup.hostPath: must be outside") for line in found), found

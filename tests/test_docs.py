@@ -274,3 +274,43 @@ def test_the_readme_links_the_handbook():
 def test_the_capacity_section_only_points_to_the_readme_and_adr_002():
     section = HANDBOOK.read_text().split("## Capacity and traffic\n", 1)[1].split("\n## ", 1)[0]
     assert set(LINK.findall(section)) == {"../README.md", "architecture/decisions/002-k3s-on-lambda-labs.md"}
+
+
+# --- the configuration keys the documents name ------------------------------------------------
+
+# `sophia-ai:a.b.c` in a document; a key of a map (mcpCredentials.<server>, images.digests.<image>)
+# or a list index may follow a key the reference lists.
+CONFIG_KEY = re.compile(r"\bsophia-ai:[A-Za-z][A-Za-z0-9]*(?:\.(?:[A-Za-z0-9_-]+|<[a-z-]+>))*")
+
+
+def unknown_keys(text: str, known: set[str]) -> list[str]:
+    found = []
+    for key in dict.fromkeys(CONFIG_KEY.findall(text)):
+        parts = key.split(".")
+        prefixes = {".".join(parts[:n]) for n in range(1, len(parts) + 1)}
+        # Known as a whole, or below a key whose values are maps or lists (no fields of their own).
+        if key not in known and not any(
+            prefix in known and not any(k.startswith(prefix + ".") for k in known) for prefix in prefixes
+        ):
+            found.append(key)
+    return found
+
+
+def documents() -> list[Path]:
+    return [PROJECT / "README.md", *sorted((PROJECT / "docs").rglob("*.md")), *sorted((PROJECT / ".github").rglob("*.yml"))]
+
+
+@pytest.mark.parametrize("document", documents(), ids=lambda p: str(p.relative_to(PROJECT)))
+def test_every_configuration_key_a_document_names_exists(document: Path):
+    from stacks import reference
+
+    known = {row[0] for row in reference.rows()}
+    assert unknown_keys(document.read_text(), known) == []
+
+
+def test_the_key_check_finds_a_misnamed_key():
+    from stacks import reference
+
+    known = {row[0] for row in reference.rows()}
+    text = "set `sophia-ai:k3s.etcdS3.accessKey` and `sophia-ai:redis.backup.s3.secretAccessKey`, `sophia-ai:mcpCredentials.gong`"
+    assert unknown_keys(text, known) == ["sophia-ai:k3s.etcdS3.accessKey"]
