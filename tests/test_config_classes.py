@@ -720,10 +720,8 @@ def test_a_blank_kubeconfig_is_no_cluster_source_whatever_its_newlines(blank: st
     # Text with a newline reads as kubeconfig contents: a blank one must not pass as such, secret or not.
     for value in (blank, {"secure": "v1:blank"}):
         config = changed(DEV, {"kubernetes:kubeconfig": value, "sophia-ai:clusterStack": None})
-        if isinstance(value, dict):
-            found = lines_with_secret(DEV, config, "kubernetes:kubeconfig", blank)
-        else:
-            found = lines(DEV, config)
+        secret = isinstance(value, dict)
+        found = lines_with_secret(DEV, config, "kubernetes:kubeconfig", blank) if secret else lines(DEV, config)
         assert any("kubernetes:kubeconfig: must not be empty" in line for line in found), found
 
 
