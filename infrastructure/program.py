@@ -28,6 +28,8 @@ def main() -> None:
         capacity.check(stack, loaded.config, catalog.PROJECT_ROOT)
     except loader.ConfigError as exc:
         raise pulumi.RunError(f"invalid stack configuration:\n{exc}") from None
+    for note in loaded.notes:  # shown by `pulumi preview` and `pulumi up`
+        pulumi.log.warn(note)
     build(loaded.config)
 
 

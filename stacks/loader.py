@@ -223,7 +223,11 @@ def validate(raw: RawConfig) -> LoadedConfig:
         for path in missing:
             _set(values, path, SECRET_PLACEHOLDER)
         config = StackConfig.model_validate(values)
-    notes = (*raw.notes, *(f"{raw.source}: {key}: not set; `pulumi up` requires it: {why}" for key, why in unset))
+    notes = (
+        *raw.notes,
+        *(f"{raw.source}: {key}: not set; `pulumi up` requires it: {why}" for key, why in unset),
+        *(f"{raw.source}: {key}: {why}" for key, why in state_on_the_host(config, stack)),
+    )
     return LoadedConfig(config, tuple(describe_path(path) for path in missing), notes)
 
 
@@ -256,6 +260,22 @@ def required_settings(config: StackConfig, stack: str) -> list[tuple[str, str]]:
         if agent not in config.ssh.agent_host_keys
     ]
     return unset
+
+
+def state_on_the_host(config: StackConfig, stack: str) -> list[tuple[str, str]]:
+    """What a production stack that installs its cluster keeps only on the host's local disk, which
+    a Lambda instance loses when it is terminated (it has no stopped state): notes, not errors,
+    since keeping it there may be a choice (docs/runbook.md, "What survives what")."""
+    if config.cluster_mode != "provision" or model.environment_of(config, stack) != "production":
+        return []
+    notes = []
+    if config.redis.backup is None:
+        notes.append(("sophia-ai:redis.backup", "not set: Redis's data is only on the host's disk and is lost with the instance"))
+    if config.k3s.etcd_s3 is None and config.k3s.snapshot_dir is None:
+        notes.append(
+            ("sophia-ai:k3s.etcdS3", "not set, nor sophia-ai:k3s.snapshotDir: the etcd snapshots are only on the host's disk")
+        )
+    return notes
 
 
 def _unset_settings(view: StackConfig, stack: str) -> list[tuple[str, str]]:

@@ -164,3 +164,37 @@ def test_the_reference_example_is_a_valid_production_stack_file(tmp_path: Path, 
     staging = tmp_path / "Pulumi.sophia-ai-staging.yaml"
     staging.write_text(yaml.safe_dump({"config": config}))
     assert cli.main(["check", "--config-file", str(staging)]) == 0, capsys.readouterr().err
+
+
+HOST_ONLY = (
+    "sophia-ai:redis.backup: not set: Redis's data is only on the host's disk and is lost with the instance",
+    "sophia-ai:k3s.etcdS3: not set, nor sophia-ai:k3s.snapshotDir: the etcd snapshots are only on the host's disk",
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_check_says_when_productions_state_would_not_survive_the_instance(stack: str, capsys: pytest.CaptureFixture[str]):
+    assert cli.main(["check", stack]) == 0
+    err = capsys.readouterr().err
+    # Only the stack that installs the cluster holds its state; dev and staging use production's.
+    assert all((note in err) == (stack == "sophia-ai-production") for note in HOST_ONLY), err
+
+
+def test_the_state_notes_go_once_the_state_leaves_the_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    config = stack_config("sophia-ai-production")
+    config["sophia-ai:redis"] = {**config.get("sophia-ai:redis", {}), "backup": {"hostPath": "/lambda/nfs/sophia/redis"}}
+    config["sophia-ai:k3s"] = {**config.get("sophia-ai:k3s", {}), "snapshotDir": "/lambda/nfs/sophia/etcd"}
+    path = tmp_path / "Pulumi.sophia-ai-production.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    assert cli.main(["check", "--config-file", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert not any(note.split(":")[1] in err for note in HOST_ONLY), err
+
+
+def test_the_engine_shows_the_state_notes_as_warnings(run_stack, monkeypatch: pytest.MonkeyPatch):
+    import pulumi
+
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
+    run_stack("sophia-ai-production")
+    assert [w.split(": ", 1)[1] for w in warned] == list(HOST_ONLY)
