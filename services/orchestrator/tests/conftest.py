@@ -197,7 +197,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             if process.poll() is not None:
                 pytest.fail(f"the service exited with {process.returncode}: {(tmp_path / f'stderr-{port}.txt').read_text()}")
             try:
-                return httpx.get(f"{running.url}/health", timeout=1).status_code == 200
+                # Long enough never to give up on a request a booting worker will still answer: a
+                # stray /health answered later would count in a test's metrics.
+                return httpx.get(f"{running.url}/health", timeout=10).status_code == 200
             except httpx.HTTPError:
                 return False
 
