@@ -35,6 +35,7 @@ from stacks import loader
 
 DOCS_DIR = Path("docs/api")
 HANDBOOK = Path("docs/handbook.md")
+README = Path("README.md")
 COMMAND = "make api-docs"
 WORKER = Path(__file__).with_name("api_docs_worker.py")
 WORKER_TIMEOUT_SECONDS = 120
@@ -167,9 +168,10 @@ def documents(project: Path, services: list[Deployed]) -> dict[str, str]:
     return files
 
 
-def services_table(project: Path, services: list[Deployed]) -> str:
-    """The handbook's table: each service, its port and image, whom it calls (and the variables
-    that tell it where), who calls it, what it uses and who may reach it."""
+def services_table(project: Path, services: list[Deployed], documents_at: str = "api/") -> str:
+    """The table of services (the handbook's and the README's): each service, its port and image,
+    whom it calls (and the variables that tell it where), who calls it, what it uses and who may
+    reach it; its API document linked from `documents_at` (relative to the file holding it)."""
     specs = [item.spec for item in services]
     callers: dict[str, list[str]] = {}
     for spec in specs:
@@ -195,7 +197,7 @@ def services_table(project: Path, services: list[Deployed]) -> str:
             built += f" ({', '.join(details)})"
         variables = catalog.callee_env(spec, specs, "NAMESPACE")
         calls = f"{names(spec.calls)} ({names(list(variables))})" if spec.calls else ""
-        document = f"[{item.filename}](api/{item.filename})" if item.filename else ""
+        document = f"[{item.filename}]({documents_at}{item.filename})" if item.filename else ""
         rows.append(
             f"| `{spec.name}` | {spec.port} | {built} | {calls} | {names(callers.get(spec.name, []))}"
             f" | {yes(spec.uses_redis)} | {yes(spec.uses_snowflake)} | {yes(spec.public)} | {yes(spec.external_https)}"
@@ -240,23 +242,25 @@ def stacks_table(project: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-def with_section(text: str, name: str, table: str) -> str:
-    """`text` (the handbook) with its `name` section replaced by `table`."""
+def with_section(text: str, name: str, table: str, where: Path = HANDBOOK) -> str:
+    """`text` (of the file `where`) with its `name` section replaced by `table`."""
     start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
     if text.count(start) != 1 or text.count(end) != 1:
-        raise ApiDocsError(f"{HANDBOOK}: needs one {start.strip()} ... {end} section for the table of {name}")
+        raise ApiDocsError(f"{where}: needs one {start.strip()} ... {end} section for the table of {name}")
     head, rest = text.split(start, 1)
     return head + start + table + end + rest.split(end, 1)[1]
 
 
 def generate(project: Path) -> dict[Path, str]:
-    """Every generated file, by its path in the project: docs/api/* and the handbook with its
-    tables of services and stacks."""
+    """Every generated file, by its path in the project: docs/api/*, the handbook with its tables
+    of services and stacks, and the README with its table of services."""
     services = deployed(project)
     files = {DOCS_DIR / name: text for name, text in documents(project, services).items()}
     handbook = (project / HANDBOOK).read_text(encoding="utf-8")
     handbook = with_section(handbook, "services", services_table(project, services))
     files[HANDBOOK] = with_section(handbook, "stacks", stacks_table(project))
+    readme = (project / README).read_text(encoding="utf-8")
+    files[README] = with_section(readme, "services", services_table(project, services, "docs/api/"), README)
     return files
 
 

@@ -33,14 +33,18 @@ def _project_dir() -> Path:
 def _source(args: argparse.Namespace) -> tuple[str, Path]:
     """The stack name and its stack file: STACK reads the project's Pulumi.STACK.yaml; --config-file
     reads another file, held to the rules of STACK, or of the stack its name says
-    (Pulumi.<stack>.yaml). The stack's name decides its environment, so one is always known."""
+    (Pulumi.<stack>.yaml; a file named for another of the project's stacks is refused). The
+    stack's name decides its environment, so one is always known."""
     if args.config_file is None:
         if args.stack is None:
             raise UsageError("give STACK, or --config-file PATH (with STACK unless PATH is named Pulumi.<stack>.yaml)")
         stack, path = args.stack, loader.stack_file(_project_dir(), args.stack)
     else:
         path = Path(args.config_file)
-        stack = args.stack or loader.stack_of_file(path.name)
+        named = loader.stack_of_file(path.name)
+        if args.stack and named in STACK_ENVIRONMENTS and named != args.stack:
+            raise UsageError(f"{path}: named for {named}, checked as {args.stack}: check it as {named}, or rename it")
+        stack = args.stack or named
         if stack is None:
             raise UsageError(
                 f"{path}: which stack is this file for? Name the stack too: check STACK --config-file {path}"

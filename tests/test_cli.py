@@ -43,6 +43,8 @@ def test_check_can_require_the_secrets(capsys: pytest.CaptureFixture[str]):
     [
         ["check"],
         ["check", "sophia-ai-dev", "--config-file", "x.yaml"],
+        # A file named for one stack, checked as another: which rules hold is ambiguous.
+        ["check", "sophia-ai-dev", "--config-file", "Pulumi.sophia-ai-production.yaml"],
         ["check", "sophia-ai-nope"],
         ["check", "--config-file", "Pulumi.yaml"],
         ["render", "sophia-ai-dev"],

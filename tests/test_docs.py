@@ -166,7 +166,7 @@ def test_a_new_service_and_a_new_mcp_server_are_documented_with_no_other_edit(tm
     project = tmp_path / "project"
     for directory in ("services/orchestrator", "services/memory", "mcp-servers", "docs"):
         shutil.copytree(PROJECT / directory, project / directory, ignore=shutil.ignore_patterns("__pycache__", "tests"))
-    for path in PROJECT.glob("Pulumi*.yaml"):
+    for path in [*PROJECT.glob("Pulumi*.yaml"), PROJECT / "README.md"]:
         shutil.copy(path, project / path.name)
     # The new service: its sources (as the template would make them) and its catalog entry.
     (project / "services/notes/app").mkdir(parents=True)
@@ -198,6 +198,9 @@ def test_a_new_service_and_a_new_mcp_server_are_documented_with_no_other_edit(tm
     handbook = (project / api_docs.HANDBOOK).read_text()
     assert "| `notes` | 8002 | `sophia-notes` from `services/notes` |" in handbook
     assert "`mcp-slack`, `mcp-notion` (`MEMORY_URL`, `MCP_SERVER_URLS`)" in handbook  # the orchestrator calls it
+    readme = (project / "README.md").read_text()
+    assert "| `notes` | 8002 | `sophia-notes` from `services/notes` |" in readme and "(docs/api/notes.json)" in readme
+    assert "| `mcp-notion` | 8080 |" in readme
     # Nothing else changed: every other document is the committed one.
     for path in API.glob("*.json"):
         assert (api / path.name).read_text() == path.read_text(), path.name
