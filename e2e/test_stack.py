@@ -146,3 +146,18 @@ def test_the_suite_runs_against_the_stack_given_only_by_urls(target: Target):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "needs the stack's processes" in result.stdout  # skipped there, with the reason
     assert re.search(r"\b[1-9]\d* passed", result.stdout), result.stdout[-2000:]
+
+
+def test_the_snowflake_secret_as_rendered_connects(target: Target):
+    """The services that use Snowflake read the rendered `snowflake` Secret (its key pair) and
+    connect; here to fakesnow in Snowflake's place, so /ready reports it."""
+    local = target.control()
+    users = [name for name, service in local.services.items() if "SNOWFLAKE_ACCOUNT" in service.env]
+    assert {"orchestrator", "memory"} <= set(users)
+    for name in users:
+
+        def reported(n: str = name) -> str | None:
+            state: str | None = httpx.get(f"{target.urls[n]}/ready", timeout=5).json().get("snowflake")
+            return state if state not in (None, "pending") else None
+
+        assert wait_until(reported, 30, f"{name} to report Snowflake") == "ok"

@@ -299,6 +299,15 @@ def test_remove_uninstalls_and_is_a_no_op_afterwards(sandbox: Sandbox):
     assert second.returncode == 0 and "nothing to do" in second.stderr and sandbox.calls_list() == []
 
 
+def test_an_uninstaller_that_never_returns_is_cut_off(sandbox: Sandbox):
+    sandbox.install()
+    # pulumi destroy must fail saying why, not wait forever on a stuck uninstall (a hung unmount).
+    (sandbox.root / "usr/local/bin/k3s-uninstall.sh").write_text("#!/bin/sh\nexec /bin/sleep 30\n")
+    result = sandbox.run(REMOVE_SCRIPT, SOPHIA_K3S_KEEP_ON_DESTROY="false", SOPHIA_K3S_REMOVE_TIMEOUT="1")
+    assert result.returncode == 1
+    assert f"{sandbox.root}/usr/local/bin/k3s-uninstall.sh did not finish within 1s" in result.stderr
+
+
 def test_remove_keeps_k3s_when_the_stack_says_so(sandbox: Sandbox):
     sandbox.install()
     result = sandbox.run(REMOVE_SCRIPT, SOPHIA_K3S_KEEP_ON_DESTROY="true")
