@@ -149,21 +149,28 @@ def test_served_by_workers_whose_metrics_add_up_on_the_metrics_port(serve, ready
         finally:
             connection.close()
 
+    def writers() -> set[str]:  # the workers that counted a request
+        return {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
+
+    # Which worker accepts a connection is the kernel's choice: send until both have answered
+    # some (a busy machine may give the first hundreds to one), counting what was sent.
+    sent = 0
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        assert set(pool.map(health, range(200))) == {200}
+        while sent < 200 or (writers() != {str(pid) for pid in running.workers()} and sent < 5000):
+            assert set(pool.map(health, range(100))) == {200}
+            sent += 100
     assert httpx.get(f"{running.url}/no-such-route", timeout=5).status_code == 404
     after = scrape(running.metrics_url)
 
     health_200 = {"method": "GET", "route": "/health", "status": "200"}
-    assert value(after, "http_requests_total", **health_200) - value(before, "http_requests_total", **health_200) == 200
+    assert value(after, "http_requests_total", **health_200) - value(before, "http_requests_total", **health_200) == sent
     assert value(after, "http_requests_total", method="GET", route="unmatched", status="404") == 1
-    assert value(after, "http_request_duration_seconds_count", method="GET", route="/health") >= 200
-    assert value(after, "http_request_duration_seconds_bucket", method="GET", route="/health", le="+Inf") >= 200
+    assert value(after, "http_request_duration_seconds_count", method="GET", route="/health") >= sent
+    assert value(after, "http_request_duration_seconds_bucket", method="GET", route="/health", le="+Inf") >= sent
     assert ("http_requests_in_flight", frozenset()) in after
     assert value(after, "http_requests_in_flight") == 0
     # Both workers counted requests: the sum above is over their files, the stale one is gone.
-    writers = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
-    assert writers == {str(pid) for pid in running.workers()}
+    assert writers() == {str(pid) for pid in running.workers()}
 
 
 def test_logs_are_json_lines_with_the_contract_fields(serve, ready_environment):
