@@ -425,6 +425,7 @@ def makefile(text: str) -> tuple[dict[str, list[str]], list[AptStep], dict[str, 
 
     rules: dict[str, list[str]] = {}
     steps: list[AptStep] = []
+    recursive: list[tuple[str, str]] = []  # (target, a recipe line running $(MAKE))
     target = ""
     for line in text.replace("\\\n", " ").splitlines():
         if assignment := re.match(r"^(\w+)\s*[?:]?=\s*(.*)$", line):
@@ -436,6 +437,12 @@ def makefile(text: str) -> tuple[dict[str, list[str]], list[AptStep], dict[str, 
             guard, _, install = line.strip().lstrip("@").partition("||")
             arguments = re.split(r"[>;}]", install.split("apt-get install", 1)[1], maxsplit=1)[0].split()
             steps.append(AptStep(target, guard.strip(), tuple(a for a in arguments if not a.startswith("-"))))
+        elif line.startswith("\t$(MAKE)"):
+            recursive.append((target, line))
+    # A target whose recipe runs make on other targets needs them as if they were prerequisites.
+    for parent, line in recursive:
+        words = expand(line.strip().removeprefix("$(MAKE)")).split()
+        rules[parent] += [word for word in words if not word.startswith("-") and "=" not in word]
     return rules, steps, variables
 
 
