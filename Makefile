@@ -12,7 +12,8 @@ STACKS := sophia-ai-dev sophia-ai-staging sophia-ai-production
 PLAN_DIR ?= build/plan
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: plan test lint typecheck unit check scan redis-server prometheus chromium frontend e2e load scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference api-docs lock clean
+FORCE:
+.PHONY: FORCE plan test lint typecheck unit check scan redis-server prometheus chromium frontend e2e load scripts-lint yaml-lint dockerfile-lint workflows-lint bench reference api-docs lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +35,12 @@ plan: $(BIN)/.installed $(HELM_VENV)/.installed
 
 INSTALLS := $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed frontend/node_modules/.installed
 # The installs side by side (downloads and unpacking, independent of each other), then the quick
-# checks two at a time (each target's output kept together), then the unit and end-to-end suites,
-# which use both CPUs themselves. CI's budget is 15 minutes on two cores.
+# checks two at a time (each target's output kept together), then the unit suite (after the
+# dashboard's checks and build, its prerequisite) and the end-to-end suite, which use both CPUs
+# themselves. CI's budget is 15 minutes on two cores.
 test:
 	$(MAKE) --no-print-directory --output-sync=target -j5 $(INSTALLS)
-	$(MAKE) --no-print-directory --output-sync=target -j2 lint typecheck check scan frontend scripts-lint yaml-lint dockerfile-lint workflows-lint
+	$(MAKE) --no-print-directory --output-sync=target -j2 lint typecheck check scan scripts-lint yaml-lint dockerfile-lint workflows-lint
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory e2e
 
@@ -78,10 +80,18 @@ frontend/node_modules/.installed: frontend/package.json frontend/package-lock.js
 	cd frontend && npm ci --no-audit --no-fund --silent
 	touch $@
 
-frontend: frontend/node_modules/.installed
+# Checked and built once for what depends on it (the unit and end-to-end suites, make load), again
+# when a file of frontend/ that git tracks changes or a build output is missing.
+FRONTEND_BUILT := build/frontend.built
+FRONTEND_OUTPUTS := frontend/dist/index.html frontend/dist-server/main.js
+$(FRONTEND_BUILT): frontend/node_modules/.installed $(shell git ls-files frontend 2>/dev/null) \
+  $(if $(filter-out $(wildcard $(FRONTEND_OUTPUTS)),$(FRONTEND_OUTPUTS)),FORCE)
 	cd frontend && npm run --silent typecheck && npm run --silent lint && npm test --silent && npm run --silent build
+	mkdir -p $(dir $@) && touch $@
 
-unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server chromium frontend
+frontend: $(FRONTEND_BUILT)
+
+unit: $(BIN)/.installed $(SCAN_VENV)/.installed $(HELM_VENV)/.installed node_modules/.installed redis-server chromium $(FRONTEND_BUILT)
 	$(BIN)/pytest --numprocesses 2 --cov --cov-report=term-missing -m "not bench"
 
 # The end-to-end suite scrapes the services with a real Prometheus (Debian's package).
@@ -91,11 +101,11 @@ prometheus:
 # The dev and staging stacks rendered and run here (e2e/stack.py), every Deployment of them, the
 # dashboard's built server included, and the dashboard loaded in Chromium; E2E_SERVICE_URLS (or
 # python -m e2e.forward) for a deployed one.
-e2e: $(BIN)/.installed node_modules/.installed redis-server prometheus chromium frontend
+e2e: $(BIN)/.installed node_modules/.installed redis-server prometheus chromium $(FRONTEND_BUILT)
 	$(BIN)/pytest e2e -p no:cacheprovider -rs
 
 # L1 latency through the orchestrator against raw Redis, and CPU against the autoscaler's target.
-load: $(BIN)/.installed redis-server frontend
+load: $(BIN)/.installed redis-server $(FRONTEND_BUILT)
 	$(BIN)/python -m loadtests
 
 scripts-lint: $(BIN)/.installed

@@ -80,6 +80,10 @@ def test_the_template_renders_a_project_whose_own_tests_pass(tmp_path: Path, bui
     # Its sources are those of frontend/ (copied, not rendered; make frontend type checks and lints
     # them) and its lock the same but for the name: frontend/'s installed tree serves it.
     (project / "node_modules").symlink_to(built / "node_modules")
+    # Its own checks, as make frontend runs them for frontend/: type check, lint, unit tests.
+    for script in ("typecheck", "lint"):
+        checked = npm(project, "run", script)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     run = npm(project, "test")
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"Tests\s+\d+ passed", run.stdout)

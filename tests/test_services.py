@@ -59,9 +59,9 @@ def in_project() -> Iterator[Path]:
         yield Path(scratch)
 
 
-def own_tests(directory: Path) -> subprocess.CompletedProcess[str]:
+def own_tests(directory: Path, *paths: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths],
         cwd=directory,
         env=dict(os.environ),
         capture_output=True,
@@ -168,4 +168,35 @@ def test_services_own_tests_pass(name: str):
 def test_a_failing_service_test_is_reported(tmp_path: Path):
     service = generate(tmp_path, service_name="broken", uses_redis="no")
     (service / "tests/test_broken.py").write_text("def test_fails():\n    assert False\n")
-    assert own_tests(service).returncode == 1
+    # Under the generated project's own configuration (its conftest and pyproject), the one file.
+    assert own_tests(service, "tests/test_broken.py").returncode == 1
+
+
+def constant(path: Path, name: str) -> float:
+    """A module-level number of a source file, as written."""
+    import ast
+
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, int | float)
+            return float(value)
+    raise AssertionError(f"{path}: no {name}")
+
+
+def test_each_readiness_caller_waits_longer_than_its_callee(run_stack):
+    """A /ready that asks another service's /ready must wait longer than that one's own checks, or
+    a slow dependency reads as an unready one up the chain: Redis's ping (memory) < ai_memory's
+    check of memory < the orchestrator's check of a service < the kubelet's readiness probe."""
+    services = PROJECT / "services"
+    leaf = {name: constant(services / name / "app/dependencies.py", "CHECK_TIMEOUT") for name in ("memory", "orchestrator")}
+    callers = {name: constant(services / name / "app/dependencies.py", "SERVICE_CHECK_TIMEOUT") for name in leaf}
+    ai_memory = constant(PROJECT / "mcp-servers/sophia_mcp/servers/ai_memory.py", "READY_TIMEOUT_SECONDS")
+    run = run_stack("sophia-ai-dev")
+    probes = {
+        d.inputs["metadata"]["name"]: d.inputs["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["timeoutSeconds"]
+        for d in run.all("Deployment")
+        if d.inputs["metadata"]["name"] in ("orchestrator", "memory", "mcp-ai-memory")
+    }
+    assert len(probes) == 3, probes
+    assert max(leaf.values()) < ai_memory < min(callers.values()) < min(probes.values()), (leaf, ai_memory, callers, probes)

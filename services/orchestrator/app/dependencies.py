@@ -14,8 +14,12 @@ from redis.exceptions import RedisError
 from app.settings import Settings
 from app.snowflake import SnowflakeMonitor
 
-# Each readiness check gets this long (the readiness probe waits 3 s for the whole answer).
+# Each readiness check of a resource (Redis) gets this long; another service's /ready, which runs
+# checks of its own first, gets longer, so that a slow callee reads as slow, not as unready. The
+# readiness probe waits 3 s for the whole answer (components/service.py): each caller up the chain
+# allows more than its callee (tests/test_services.py checks the ladder).
 CHECK_TIMEOUT = 1.0
+SERVICE_CHECK_TIMEOUT = 2.0
 # Calls on behalf of a client get longer.
 CALL_TIMEOUT = 5.0
 OK = "ok"
@@ -92,7 +96,7 @@ class Dependencies:
             return "not configured"
         try:
             with suppress_instrumentation():
-                response = await self.http.get(f"{url}/ready", timeout=CHECK_TIMEOUT)
+                response = await self.http.get(f"{url}/ready", timeout=SERVICE_CHECK_TIMEOUT)
         except httpx.HTTPError as exc:
             return f"unreachable: {type(exc).__name__}"
         return OK if response.status_code == 200 else f"not ready: HTTP {response.status_code}"
@@ -102,11 +106,11 @@ class Dependencies:
         start = time.perf_counter()
         healthy = await self._answers(f"{url}/health")
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        ready = healthy and await self._answers(f"{url}/ready")
+        ready = healthy and await self._answers(f"{url}/ready", SERVICE_CHECK_TIMEOUT)
         return Probe(name, url, healthy, ready, latency_ms)
 
-    async def _answers(self, url: str) -> bool:
+    async def _answers(self, url: str, timeout: float = CHECK_TIMEOUT) -> bool:
         try:
-            return (await self.http.get(url, timeout=CHECK_TIMEOUT)).status_code == 200
+            return (await self.http.get(url, timeout=timeout)).status_code == 200
         except httpx.HTTPError:
             return False
