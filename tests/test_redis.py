@@ -238,13 +238,18 @@ def test_redis_admin_jobs_are_restricted_and_reach_only_redis(run_stack: RunStac
     ]
 
 
-def test_a_new_snowflake_credential_restarts_its_consumers_only(run_stack: RunStack):
+@pytest.mark.parametrize("field", ["privateKey", "privateKeyPassphrase"])
+def test_a_new_snowflake_credential_restarts_its_consumers_only(run_stack: RunStack, field: str):
     before = run_stack("sophia-ai-dev")
-    after = run_with_secrets("sophia-ai-dev", "sophia-ai:snowflake", {"privateKey": "SENTINEL-SNOWFLAKE-PRIVATE-KEY-2"})
+    after = run_with_secrets("sophia-ai-dev", "sophia-ai:snowflake", {field: "SENTINEL-SNOWFLAKE-CREDENTIAL-2"})
+    secret = after.get("Secret", "snowflake-secret")
     for service in ("orchestrator", "memory"):
         old = pod_template(before, service)["metadata"]["annotations"]["sophia.ai/snowflake-credential-hash"]
         assert len(old) == 64 and "SENTINEL" not in old
         assert pod_template(after, service)["metadata"]["annotations"]["sophia.ai/snowflake-credential-hash"] != old
+        # The pods restart only once the Secret holds the new credential.
+        deployment = next(d for d in after.all("Deployment") if d.inputs["metadata"]["name"] == service)
+        assert secret.name in deployment.dependencies, deployment.dependencies
     for service in ("mcp-gong", "frontend"):
         assert "sophia.ai/snowflake-credential-hash" not in pod_template(before, service)["metadata"]["annotations"]
 
