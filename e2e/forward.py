@@ -25,7 +25,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-LOOPBACK = "127.0.0.1"
+from e2e.stack import LOOPBACK, free_port
+
 READY_TIMEOUT = 60.0
 # The Deployment whose Redis credentials the suite borrows (every Redis user gets the same Secret).
 REDIS_CLIENT = "orchestrator"
@@ -33,12 +34,6 @@ REDIS_CLIENT = "orchestrator"
 
 class ForwardError(Exception):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class Cluster:

@@ -133,6 +133,11 @@ class Rendered:
             raise KeyError(f"{kind} {name} is not in the rendered {self.stack}")
         return found[0]
 
+    def container(self, deployment: str) -> dict[str, Any]:
+        """The (one) container of a rendered Deployment."""
+        container: dict[str, Any] = self.get("Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+        return container
+
     def spec(self, name: str) -> ServiceSpec | None:
         return next((spec for spec in self.specs if spec.name == name), None)
 
@@ -353,16 +358,20 @@ class LocalStack:
         """fakesnow's server (the Snowflake REST API the connector speaks, over HTTP), in a process."""
         port = free_port()
         command = [sys.executable, "-m", "fakesnow", "--server", "--port", str(port)]
-        process = Process.start("fakesnow", command, self.workdir, dict(os.environ), self.logs)
+        return self.start_listening("fakesnow", command, port, 30), port
+
+    def start_listening(self, name: str, command: list[str], port: int, timeout: float) -> Process:
+        """Start `command` and wait until it accepts connections on `port` (failing if it exits)."""
+        process = Process.start(name, command, self.workdir, dict(os.environ), self.logs)
 
         def listening() -> bool:
             if not process.alive():
-                raise AssertionError(f"fakesnow exited: {process.output()}")
+                raise AssertionError(f"{name} exited: {process.output()}")
             with socket.socket() as sock:
                 return sock.connect_ex((LOOPBACK, port)) == 0
 
-        wait_until(listening, 30, "fakesnow")
-        return process, port
+        wait_until(listening, timeout, name)
+        return process
 
     def redis_command(self) -> tuple[list[str], int]:
         """The StatefulSet's command, its volumes as local directories (Secret volumes hold the
@@ -403,16 +412,7 @@ class LocalStack:
 
     def start_redis(self) -> Process:
         command, port = self.redis_command()
-        process = Process.start("redis", command, self.workdir, dict(os.environ), self.logs)
-
-        def answers() -> bool:
-            if not process.alive():
-                raise AssertionError(f"redis-server exited: {process.output()}")
-            with socket.socket() as sock:
-                return sock.connect_ex((LOOPBACK, port)) == 0
-
-        wait_until(answers, 10, "redis-server")
-        return process
+        return self.start_listening("redis", command, port, 10)
 
     def stop_redis(self) -> None:
         assert self.redis is not None

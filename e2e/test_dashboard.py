@@ -20,8 +20,7 @@ SCREENSHOT = PROJECT / "build/dashboard-{stack}.png"
 def mcp_servers(target: Target) -> dict[str, str]:
     """The MCP servers the orchestrator reports, by name: their in-cluster URLs, from its
     Deployment's MCP_SERVER_URLS."""
-    container = target.rendered.get("Deployment", "orchestrator")["spec"]["template"]["spec"]["containers"][0]
-    env = {item["name"]: item.get("value") for item in container["env"]}
+    env = {item["name"]: item.get("value") for item in target.rendered.container("orchestrator")["env"]}
     servers: dict[str, str] = json.loads(env["MCP_SERVER_URLS"])
     return servers
 

@@ -14,7 +14,7 @@ CONTRACT_METRICS = {"http_requests_total", "http_request_duration_seconds", "htt
 
 
 def container(target: Target, service: str) -> dict:
-    return target.rendered.get("Deployment", service)["spec"]["template"]["spec"]["containers"][0]
+    return target.rendered.container(service)
 
 
 def test_liveness_and_readiness_probes_answer(target: Target, service: str):

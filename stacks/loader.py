@@ -247,10 +247,14 @@ def required_secrets(config: StackConfig) -> list[Path_]:
     return needed
 
 
+def _installs_production_cluster(config: StackConfig, stack: str) -> bool:
+    return config.cluster_mode == "provision" and model.environment_of(config, stack) == "production"
+
+
 def required_settings(config: StackConfig, stack: str) -> list[tuple[str, str]]:
     """Plain settings a stack file may leave out offline but `pulumi up` needs: the SSH host keys
     of a production cluster's hosts (known only once the instances exist)."""
-    if config.cluster_mode != "provision" or model.environment_of(config, stack) != "production":
+    if not _installs_production_cluster(config, stack):
         return []
     hint = "required in production, every SSH connection checks it (ssh-keyscan -t ed25519 {} | cut -d' ' -f2-)"
     unset = [("sophia-ai:ssh.hostKey", hint.format(config.lambda_ip))] if config.ssh.host_key is None else []
@@ -266,7 +270,7 @@ def state_on_the_host(config: StackConfig, stack: str) -> list[tuple[str, str]]:
     """What a production stack that installs its cluster keeps only on the host's local disk, which
     a Lambda instance loses when it is terminated (it has no stopped state): notes, not errors,
     since keeping it there may be a choice (docs/runbook.md, "What survives what")."""
-    if config.cluster_mode != "provision" or model.environment_of(config, stack) != "production":
+    if not _installs_production_cluster(config, stack):
         return []
     notes = []
     if config.redis.backup is None:

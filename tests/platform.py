@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from e2e.stack import free_port
+
 PROJECT = Path(__file__).resolve().parent.parent
 MCP_SERVERS = PROJECT / "mcp-servers"
 # The default servers and their tools.
@@ -55,12 +57,6 @@ CONTRACT_PREFIXES = (
     "ORCHESTRATOR_URL",
     "MCP_SERVER_URLS",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Process:
@@ -131,27 +127,23 @@ class Processes:
             process.wait_for(health)
         return process
 
-    def standin(self, kind: str, env: Mapping[str, str], wait: bool = True) -> str:
-        """Start a stand-in of tests/platform_standins.py; its base URL."""
+    def serve(self, name: str, command: list[str], env: Mapping[str, str], cwd: Path, wait: bool) -> str:
+        """Start an HTTP server on a free port (given as PORT); its base URL."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        self.by_url[url] = self.start(
-            f"standin-{kind}-{port}", [sys.executable, "-m", "tests.platform_standins", kind], {**env, "PORT": str(port)}
-        )
+        self.by_url[url] = self.start(f"{name}-{port}", command, {**env, "PORT": str(port)}, cwd=cwd)
         if wait:
             self.wait(url)
         return url
 
+    def standin(self, kind: str, env: Mapping[str, str], wait: bool = True) -> str:
+        """Start a stand-in of tests/platform_standins.py; its base URL."""
+        return self.serve(f"standin-{kind}", [sys.executable, "-m", "tests.platform_standins", kind], env, PROJECT, wait)
+
     def service(self, name: str, env: Mapping[str, str], wait: bool = True) -> str:
         """Start the service services/<name> as its image would (`python -m app` in its build
         context), with PORT and `env`; its base URL."""
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "app"]
-        self.by_url[url] = self.start(f"{name}-{port}", command, {**env, "PORT": str(port)}, cwd=PROJECT / "services" / name)
-        if wait:
-            self.wait(url)
-        return url
+        return self.serve(name, [sys.executable, "-m", "app"], env, PROJECT / "services" / name, wait)
 
     def wait(self, url: str) -> None:
         """Wait for the stand-in or service at `url` to answer."""

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -26,6 +25,7 @@ from redis.retry import Retry
 
 from components import redis as component
 from components.backup import RCLONE_IMAGE
+from e2e.stack import free_port
 from infrastructure import program
 from sophia_infra import offline
 from stacks import loader
@@ -248,7 +248,7 @@ def test_a_new_snowflake_credential_restarts_its_consumers_only(run_stack: RunSt
         assert len(old) == 64 and "SENTINEL" not in old
         assert pod_template(after, service)["metadata"]["annotations"]["sophia.ai/snowflake-credential-hash"] != old
         # The pods restart only once the Secret holds the new credential.
-        deployment = next(d for d in after.all("Deployment") if d.inputs["metadata"]["name"] == service)
+        deployment = after.get("Deployment", f"{service}-deployment")
         assert secret.name in deployment.dependencies, deployment.dependencies
     for service in ("mcp-gong", "frontend"):
         assert "sophia.ai/snowflake-credential-hash" not in pod_template(before, service)["metadata"]["annotations"]
@@ -354,12 +354,6 @@ def test_backups_to_a_lambda_filesystem_use_a_retained_volume_of_that_directory(
 
 
 # --- a real redis-server ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
