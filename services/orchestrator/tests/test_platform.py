@@ -131,7 +131,14 @@ def test_served_by_workers_whose_metrics_add_up_on_the_metrics_port(serve, ready
         return {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("gauge_livesum_*.db")}
 
     wait_until(lambda: booted() == {str(pid) for pid in running.workers()}, what="both workers to load the app")
-    before = scrape(running.metrics_url)
+    health_200 = {"method": "GET", "route": "/health", "status": "200"}
+
+    def counted_probe() -> dict | None:
+        # The start-up probe's /health is counted once its answer is sent: after the probe has it.
+        scraped = scrape(running.metrics_url)
+        return scraped if value(scraped, "http_requests_total", **health_200) >= 1 else None
+
+    before = wait_until(counted_probe, what="the start-up probe's request to be counted")
 
     def health(_: int) -> int:
         # A new connection each time, so that the workers share them (httpx would keep one alive).
@@ -155,7 +162,6 @@ def test_served_by_workers_whose_metrics_add_up_on_the_metrics_port(serve, ready
     assert httpx.get(f"{running.url}/no-such-route", timeout=5).status_code == 404
     after = scrape(running.metrics_url)
 
-    health_200 = {"method": "GET", "route": "/health", "status": "200"}
     assert value(after, "http_requests_total", **health_200) - value(before, "http_requests_total", **health_200) == sent
     assert value(after, "http_requests_total", method="GET", route="unmatched", status="404") == 1
     assert value(after, "http_request_duration_seconds_count", method="GET", route="/health") >= sent
